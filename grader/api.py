@@ -1,0 +1,198 @@
+"""The library's entry points: grade one submission, grade a course, check a notebook.
+
+Stages in order — load (submission) → execute (sandbox) → compare → score — each a module of its
+own; this module only wires them and never prints. The CLI is a thin layer over these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .assignment import Assignment, PreparedCase
+from .compare import compare_case
+from .errors import GraderError, SandboxError, SubmissionError
+from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
+from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
+from .score import finalise, score_code_question, score_written_question
+from .submission import Submission, load_submission, student_id
+
+Progress = Callable[[SubmissionResult], None]
+
+
+def sandbox_limits(assignment: Assignment) -> Limits:
+    known = {f.name for f in fields(Limits)}
+    return Limits(**{k: v for k, v in assignment.limits.items() if k in known})
+
+
+def open_sandbox(assignment: Assignment, isolation: str = "auto") -> Sandbox:
+    return Sandbox(isolation=isolation, allowed_packages=sandbox_limits(assignment).allowed_packages)
+
+
+def grade_submission(path: Path, assignment: Assignment, *, mode: str = "grade", sandbox: Sandbox | None = None,
+                     isolation: str = "auto", student: str | None = None) -> SubmissionResult:
+    """Grade one submission; every student failure becomes part of the result, never an exception."""
+    started = time.monotonic()
+    student = student or student_id(Path(path))
+    try:
+        submission = load_submission(Path(path), tuple(q.id for q in assignment.questions), student)
+    except SubmissionError as error:
+        return error_result(student, Path(path), assignment, mode, str(error), started)
+    if sandbox is None:
+        with open_sandbox(assignment, isolation) as own:
+            return run_submission(submission, assignment, own, mode, started)
+    return run_submission(submission, assignment, sandbox, mode, started)
+
+
+def run_submission(submission: Submission, assignment: Assignment, sandbox: Sandbox, mode: str,
+                   started: float | None = None) -> SubmissionResult:
+    started = time.monotonic() if started is None else started
+    prepared = assignment.prepared_cases(include_hidden=(mode == "grade"))
+    outcome = sandbox.run(build_job(submission, prepared, sandbox_limits(assignment)))
+    return assemble(submission, assignment, prepared, outcome, mode, started)
+
+
+def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits) -> Job:
+    cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells)
+    calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs)) for p in prepared)
+    return Job(cells=cells, calls=calls, limits=limits)
+
+
+def assemble(submission: Submission, assignment: Assignment, prepared: tuple[PreparedCase, ...],
+             outcome: JobOutcome, mode: str, started: float) -> SubmissionResult:
+    questions: dict[str, QuestionResult] = {}
+    for question in assignment.questions:
+        if question.kind == "written":
+            questions[question.id] = score_written_question(
+                question, submission.answers.get(question.id), assignment.bonus)
+            continue
+        cases = [compare_case(p, outcome.calls[p.case.id], question, outcome.names)
+                 for p in prepared if p.case.question == question.id and p.case.id in outcome.calls]
+        questions[question.id] = score_code_question(question, cases)
+    result = SubmissionResult(
+        student=submission.student, file=str(submission.path), assignment=assignment.id,
+        isolation=outcome.isolation, error=None, questions=questions, bonus=BonusDecision(None, ""),
+        cells=_cell_results(submission, outcome), mode=mode, content_hash=submission.content_hash,
+        assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
+    )
+    return finalise(result, assignment)
+
+
+def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResult, ...]:
+    by_index = {c.index: c for c in outcome.cells}
+    results = []
+    for cell in submission.cells:
+        ran = by_index.get(cell.index)
+        status = ran.status if ran else ("skipped" if not cell.source.strip() else "ok")
+        error = ran.error if ran else None
+        message = f"{error.type}: {error.message}".strip() if error else ""
+        results.append(CellResult(index=cell.index, status=status, message=message[:500],
+                                  traceback=error.traceback if error else None,
+                                  output=ran.output if ran else "", notes=cell.notes))
+    return tuple(results)
+
+
+def error_result(student: str, path: Path, assignment: Assignment, mode: str, message: str,
+                 started: float) -> SubmissionResult:
+    """A submission that could not be graded at all: every question missing, the reason on top."""
+    result = SubmissionResult(
+        student=student, file=str(path), assignment=assignment.id, isolation="none", error=message,
+        questions={q.id: QuestionResult(q.id, q.kind, q.title, status=Status.MISSING, score=0.0, max_score=q.points,
+                                        bonus=q.bonus, feedback="Not graded: the submission could not be read.")
+                   for q in assignment.questions},
+        bonus=BonusDecision(False, ""), mode=mode, assignment_version=assignment.version, graded_at=_now(),
+        duration=round(time.monotonic() - started, 4),
+    )
+    return finalise(result, assignment)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- many submissions
+
+
+@dataclass
+class _Slots:
+    """One warm sandbox per worker thread, all closed at the end."""
+
+    assignment: Assignment
+    isolation: str
+    local: threading.local = field(default_factory=threading.local)
+    opened: list[Sandbox] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> Sandbox:
+        sandbox = getattr(self.local, "sandbox", None)
+        if sandbox is None:
+            sandbox = open_sandbox(self.assignment, self.isolation)
+            self.local.sandbox = sandbox
+            with self.lock:
+                self.opened.append(sandbox)
+        return sandbox
+
+    def close(self) -> None:
+        for sandbox in self.opened:
+            sandbox.close()
+
+
+def grade_many(sources: Iterable[Path | tuple[Path, str]], assignment: Assignment, *, mode: str = "grade",
+               jobs: int = 2, isolation: str = "auto",
+               cached: Callable[[Path, str], SubmissionResult | None] | None = None,
+               progress: Progress | None = None) -> Iterator[SubmissionResult]:
+    """Grade submissions in parallel (one warm sandbox per job slot), yielding results in input order.
+
+    A source is a path (the student id is its name) or a (path, student id) pair. ``cached(path,
+    student)`` may return a stored result for an unchanged submission, which is then not run again.
+    """
+    pairs = [s if isinstance(s, tuple) else (Path(s), student_id(Path(s))) for s in sources]
+    assignment.prepared_cases(include_hidden=(mode == "grade"))  # compute expectations once, up front
+    slots = _Slots(assignment, isolation)
+
+    def one(pair: tuple[Path, str]) -> SubmissionResult:
+        path, student = pair
+        reused = cached(path, student) if cached else None
+        if reused is not None:
+            return reused
+        try:
+            return grade_submission(path, assignment, mode=mode, sandbox=slots.get(), student=student)
+        except SandboxError:
+            raise
+        except GraderError as error:  # anything else grader refuses costs this submission only
+            return error_result(student, path, assignment, mode, str(error), time.monotonic())
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="grader-slot") as pool:
+            for result in pool.map(one, pairs):
+                if progress:
+                    progress(result)
+                yield result
+    finally:
+        slots.close()
+
+
+def required_isolation(allow_reduced: bool) -> str:
+    """What ``grade`` demands: namespaces, unless the instructor explicitly accepts less."""
+    if allow_reduced:
+        return "auto"
+    if available_isolation() != "namespaces":
+        raise SandboxError(
+            "grading needs namespace isolation (bubblewrap with user namespaces), which is not available "
+            "here. Install it (Debian/Ubuntu: apt-get install bubblewrap) or, knowing that student code "
+            "then runs with only resource limits, pass --allow-reduced-isolation")
+    return "namespaces"
+
+
+def check(path: Path, assignment: Assignment, *, isolation: str = "auto") -> SubmissionResult:
+    """A student's self-check: public cases only, best isolation available."""
+    return grade_submission(path, assignment, mode="check", isolation=isolation)
+
+
+__all__ = ["check", "error_result", "grade_many", "grade_submission", "open_sandbox", "required_isolation",
+           "run_submission"]

@@ -1,0 +1,665 @@
+"""Assignments: the model, loading ``reference/<id>/`` and the student bundle, and prepared cases.
+
+An assignment folder holds ``assignment.toml`` (questions, points, bonus rule, tolerances, variants,
+limits), a reference module with the correct implementations, a cases module with the public cases
+and a seeded generator of hidden ones, and a variants module with the alternative conventions and
+known mistakes. Nothing here is specific to one exercise.
+
+Expected values are computed here, in the trusted parent, and never cross into the sandbox. The student
+bundle written by ``grader release`` carries the public cases with their expected values (and the
+outputs of the known mistakes on them) as plain JSON, so ``grader check`` works without reference code.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import math
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import AssignmentError
+
+BUNDLE_FILE = "assignment.json"
+DEFINITION_FILE = "assignment.toml"
+QUESTION_KINDS = ("code", "written")
+BONUS_RULES = ("all", "at_least")
+WRITTEN_MODES = ("review", "auto")
+LIMIT_KEYS = {
+    "cell_timeout": float,
+    "call_timeout": float,
+    "total_timeout": float,
+    "memory_mb": int,
+    "cpu_seconds": int,
+    "max_processes": int,
+    "max_file_mb": int,
+    "max_open_files": int,
+    "output_bytes": int,
+    "max_result_mb": int,
+    "allowed_packages": list,
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = 1e-5
+    atol: float = 1e-8
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A rubric concept for a written answer, with the words that show it."""
+
+    name: str
+    synonyms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Another answer than the reference's: an accepted alternative convention or a known mistake."""
+
+    name: str
+    kind: str  # "alternative" (full credit, with a note) or "mistake" (no credit, with a hint)
+    function: str  # the student function whose output it imitates
+    message: str  # the note (alternative) or the hint (mistake) the student sees
+    implementation: Callable[..., Any] | None = None  # None in a student bundle
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str  # "code" or "written"
+    title: str
+    prompt: str
+    points: float
+    bonus: bool
+    section: str = ""
+    functions: tuple[str, ...] = ()
+    tolerance: Tolerance = Tolerance()
+    variants: tuple[Variant, ...] = ()
+    min_words: int = 0
+    rubric: tuple[Concept, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class BonusRule:
+    rule: str = "all"  # "all": every bonus question accepted; "at_least": at least `minimum` of them
+    minimum: int = 0
+    written: str = "review"  # "review": written answers wait for a person; "auto": see grader.score
+    auto_min_concepts: int = 1  # with written = "auto": rubric concepts an answer must name
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of one student function, built by an assignment's cases module."""
+
+    question: str
+    function: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    id: str = ""
+    description: str = ""
+    public: bool = True
+
+
+@dataclass(frozen=True)
+class PreparedCase:
+    """A case with everything the comparison needs, computed by the trusted side."""
+
+    case: Case
+    arg_names: tuple[str, ...]  # names of the positional arguments, for reports
+    expected: Any
+    variants: tuple[tuple[Variant, Any], ...]  # each variant with its output on this case
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    version: str
+    questions: tuple[Question, ...]
+    sections: tuple[Section, ...] = ()
+    intro: str = ""
+    bonus: BonusRule = BonusRule()
+    limits: dict = field(default_factory=dict)
+    seed: int = 0
+    path: Path | None = None  # the reference folder; None for a student bundle
+    reference: ModuleType | None = None
+    cases_module: ModuleType | None = None
+    bundled_cases: tuple[PreparedCase, ...] = ()  # a student bundle's public cases
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference is not None
+
+    def question(self, question_id: str) -> Question:
+        for question in self.questions:
+            if question.id == question_id:
+                return question
+        raise KeyError(question_id)
+
+    @cached_property
+    def functions(self) -> tuple[str, ...]:
+        """Every student function the assignment calls, in question order, without repeats."""
+        seen: dict[str, None] = {}
+        for question in self.questions:
+            for name in question.functions:
+                seen.setdefault(name, None)
+        return tuple(seen)
+
+    def prepared_cases(self, include_hidden: bool) -> tuple[PreparedCase, ...]:
+        """Public cases (and hidden ones when asked) with expected values, memoised per assignment."""
+        if not self.has_reference:
+            if include_hidden:
+                raise AssignmentError(
+                    "this is a student bundle: it has only the public cases; grade with the "
+                    "instructor's reference/ folder to run the hidden ones",
+                    path=self.path,
+                )
+            return self.bundled_cases
+        public = self._prepared_public
+        return public + self._prepared_hidden if include_hidden else public
+
+    @cached_property
+    def _prepared_public(self) -> tuple[PreparedCase, ...]:
+        return tuple(self._prepare(c) for c in self._build_cases("public_cases", public=True))
+
+    @cached_property
+    def _prepared_hidden(self) -> tuple[PreparedCase, ...]:
+        return tuple(self._prepare(c) for c in self._build_cases("hidden_cases", public=False))
+
+    def _build_cases(self, builder: str, public: bool) -> list[Case]:
+        make = getattr(self.cases_module, builder, None)
+        if make is None:
+            raise AssignmentError(f"the cases module has no function {builder}()", path=self.path)
+        built = make(self.seed) if builder == "hidden_cases" else make()
+        cases = []
+        for number, case in enumerate(built, start=1):
+            if not isinstance(case, Case):
+                raise AssignmentError(
+                    f"{builder}() must return grader.assignment.Case objects, got {type(case).__name__}",
+                    path=self.path,
+                )
+            prefix = "" if public else "hidden-"
+            case_id = case.id or f"{case.question}/{prefix}{number}"
+            cases.append(Case(case.question, case.function, tuple(case.args), dict(case.kwargs),
+                              case_id, case.description, public))
+        _validate_cases(self, cases)
+        return cases
+
+    def _prepare(self, case: Case) -> PreparedCase:
+        reference_function = getattr(self.reference, case.function)
+        expected = _call_trusted(reference_function, case)
+        question = self.question(case.question)
+        outputs = tuple(
+            (variant, _call_trusted(variant.implementation, case))
+            for variant in question.variants
+            if variant.function == case.function and variant.implementation is not None
+        )
+        return PreparedCase(case, _positional_names(reference_function, len(case.args)), expected, outputs)
+
+
+def _call_trusted(function: Callable[..., Any], case: Case) -> Any:
+    """Call reference or variant code on deep copies, so nothing can change a case's inputs."""
+    result = function(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    return np.asarray(result, dtype=np.float64) if not isinstance(result, (float, int)) else float(result)
+
+
+def _positional_names(function: Callable[..., Any], count: int) -> tuple[str, ...]:
+    import inspect
+
+    names = [p.name for p in inspect.signature(function).parameters.values()]
+    return tuple(names[:count]) + tuple(f"arg{i}" for i in range(len(names), count))
+
+
+# --------------------------------------------------------------------------- finding and loading
+
+
+def find_assignments(root: Path) -> list[Path]:
+    """The assignment folders under ``root`` (each holds an assignment.toml)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.glob(f"*/{DEFINITION_FILE}"))
+
+
+def resolve_assignment(assignment_id: str | None, root: Path = Path("reference")) -> Path:
+    """The folder of the named assignment, or of the only one under ``root``."""
+    folders = find_assignments(root)
+    if assignment_id is not None:
+        candidate = Path(assignment_id)
+        if (candidate / DEFINITION_FILE).is_file():
+            return candidate
+        for folder in folders:
+            if folder.name == assignment_id:
+                return folder
+        known = ", ".join(f.name for f in folders) or "none"
+        raise AssignmentError(f"no assignment '{assignment_id}' under {root}/ (found: {known})")
+    if not folders:
+        raise AssignmentError(
+            f"no assignment found: {root}/ holds no folder with an {DEFINITION_FILE}. "
+            "Run grader from the course repository, or pass --assignment PATH"
+        )
+    if len(folders) > 1:
+        names = ", ".join(f.name for f in folders)
+        raise AssignmentError(f"several assignments under {root}/ ({names}): choose one with --assignment ID")
+    return folders[0]
+
+
+def load_assignment(folder: Path | str) -> Assignment:
+    """Load and validate ``reference/<id>/``; errors name the file and the bad field."""
+    folder = Path(folder)
+    definition_path = folder / DEFINITION_FILE
+    if not definition_path.is_file():
+        raise AssignmentError(f"missing {DEFINITION_FILE}", path=folder)
+    try:
+        raw = tomllib.loads(definition_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise AssignmentError(f"not valid TOML: {error}", path=definition_path) from None
+    spec = _Fields(raw, definition_path)
+    package = _import_folder(folder, spec.text("id", default=folder.name))
+    reference = _submodule(package, folder, spec.text("reference", default="solution"), "reference")
+    cases_module = _submodule(package, folder, spec.text("cases", default="cases"), "cases")
+    questions = _questions(spec, package, folder, reference)
+    assignment = Assignment(
+        id=spec.text("id", default=folder.name),
+        title=spec.text("title"),
+        version=_folder_hash(folder),
+        questions=questions,
+        sections=_sections(spec),
+        intro=spec.text("intro", default=""),
+        bonus=_bonus(spec),
+        limits=_limits(spec),
+        seed=spec.integer("seed", default=0),
+        path=folder,
+        reference=reference,
+        cases_module=cases_module,
+    )
+    _check_sections(assignment, definition_path)
+    return assignment
+
+
+class _Fields:
+    """Typed access to a TOML table that names the field in every error."""
+
+    def __init__(self, table: dict, path: Path, prefix: str = ""):
+        self.table, self.path, self.prefix = table, path, prefix
+
+    def _fail(self, key: str, message: str) -> AssignmentError:
+        return AssignmentError(message, path=self.path, field=f"{self.prefix}{key}")
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., what: str = "") -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self._fail(key, "is required but missing")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self._fail(key, f"expected {what or _kind_name(kind)}, got {value!r}")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> str:
+        return self.get(key, str, default)
+
+    def integer(self, key: str, default: Any = ...) -> int:
+        return self.get(key, int, default)
+
+    def number(self, key: str, default: Any = ...) -> float:
+        value = self.get(key, float, default)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise self._fail(key, f"expected a finite number >= 0, got {value!r}")
+        return value
+
+    def tables(self, key: str) -> list["_Fields"]:
+        items = self.get(key, list, default=[], what="a list of tables ([[...]])")
+        out = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self._fail(f"{key}[{index}]", f"expected a table, got {item!r}")
+            out.append(_Fields(item, self.path, f"{self.prefix}{key}[{index}]."))
+        return out
+
+
+def _kind_name(kind: type | tuple) -> str:
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def _questions(spec: _Fields, package: ModuleType, folder: Path, reference: ModuleType) -> tuple[Question, ...]:
+    defaults = spec.get("defaults", dict, default={})
+    default_tolerance = _tolerance(_Fields(defaults, spec.path, "defaults."), Tolerance())
+    default_min_words = _Fields(defaults, spec.path, "defaults.").integer("min_words", default=0)
+    questions, seen = [], set()
+    for entry in spec.tables("questions"):
+        question_id = entry.text("id")
+        if question_id in seen:
+            raise entry._fail("id", f"question id '{question_id}' is used twice")
+        seen.add(question_id)
+        kind = entry.text("kind")
+        if kind not in QUESTION_KINDS:
+            raise entry._fail("kind", f"expected one of {', '.join(QUESTION_KINDS)}, got {kind!r}")
+        functions = tuple(entry.get("functions", list, default=[]))
+        if kind == "code" and not functions:
+            raise entry._fail("functions", "a code question must name the functions it calls")
+        for name in functions:
+            if not isinstance(name, str) or not callable(getattr(reference, name, None)):
+                raise entry._fail("functions", f"the reference module has no function {name!r}")
+        variants = tuple(
+            _variant(v, "alternative", package, folder, functions) for v in entry.tables("alternatives")
+        ) + tuple(_variant(v, "mistake", package, folder, functions) for v in entry.tables("mistakes"))
+        questions.append(Question(
+            id=question_id,
+            kind=kind,
+            title=entry.text("title"),
+            prompt=entry.text("prompt", default=""),
+            points=entry.number("points"),
+            bonus=entry.get("bonus", bool, default=False),
+            section=entry.text("section", default=""),
+            functions=functions,
+            tolerance=_tolerance(entry, default_tolerance),
+            variants=variants,
+            min_words=entry.integer("min_words", default=default_min_words if kind == "written" else 0),
+            rubric=tuple(_concept(c) for c in entry.tables("rubric")),
+        ))
+    if not questions:
+        raise AssignmentError("defines no questions ([[questions]] tables)", path=spec.path, field="questions")
+    return tuple(questions)
+
+
+def _tolerance(entry: _Fields, default: Tolerance) -> Tolerance:
+    table = entry.get("tolerance", dict, default=None)
+    if table is None:
+        return default
+    fields_ = _Fields(table, entry.path, f"{entry.prefix}tolerance.")
+    return Tolerance(rtol=fields_.number("rtol", default=default.rtol),
+                     atol=fields_.number("atol", default=default.atol))
+
+
+def _variant(entry: _Fields, kind: str, package: ModuleType, folder: Path, functions: tuple[str, ...]) -> Variant:
+    function = entry.text("function")
+    if function not in functions:
+        raise entry._fail("function", f"{function!r} is not one of the question's functions {list(functions)}")
+    target = entry.text("implementation")
+    module_name, _, attribute = target.partition(":")
+    module = _submodule(package, folder, module_name, f"{entry.prefix}implementation")
+    implementation = getattr(module, attribute, None)
+    if not callable(implementation):
+        raise entry._fail("implementation", f"{module_name}.py has no function {attribute!r}")
+    return Variant(
+        name=entry.text("name"),
+        kind=kind,
+        function=function,
+        message=entry.text("note" if kind == "alternative" else "hint"),
+        implementation=implementation,
+    )
+
+
+def _concept(entry: _Fields) -> Concept:
+    synonyms = entry.get("synonyms", list, default=[])
+    if not all(isinstance(s, str) and s.strip() for s in synonyms):
+        raise entry._fail("synonyms", "expected a list of non-empty texts")
+    name = entry.text("concept")
+    return Concept(name=name, synonyms=tuple(dict.fromkeys([name, *synonyms])))
+
+
+def _sections(spec: _Fields) -> tuple[Section, ...]:
+    return tuple(Section(s.text("id"), s.text("title"), s.text("text", default="")) for s in spec.tables("sections"))
+
+
+def _check_sections(assignment: Assignment, path: Path) -> None:
+    known = {s.id for s in assignment.sections}
+    for question in assignment.questions:
+        if known and question.section not in known:
+            raise AssignmentError(f"section {question.section!r} of question {question.id} is not defined",
+                                  path=path, field="questions.section")
+
+
+def _bonus(spec: _Fields) -> BonusRule:
+    table = _Fields(spec.get("bonus", dict, default={}), spec.path, "bonus.")
+    rule = table.text("rule", default="all")
+    if rule not in BONUS_RULES:
+        raise table._fail("rule", f"expected one of {', '.join(BONUS_RULES)}, got {rule!r}")
+    written = table.text("written", default="review")
+    if written not in WRITTEN_MODES:
+        raise table._fail("written", f"expected one of {', '.join(WRITTEN_MODES)}, got {written!r}")
+    return BonusRule(rule=rule, minimum=table.integer("minimum", default=0), written=written,
+                     auto_min_concepts=table.integer("auto_min_concepts", default=1))
+
+
+def _limits(spec: _Fields) -> dict:
+    table = spec.get("limits", dict, default={})
+    limits = {}
+    for key, value in table.items():
+        if key not in LIMIT_KEYS:
+            raise AssignmentError(f"unknown limit; known: {', '.join(LIMIT_KEYS)}", path=spec.path, field=f"limits.{key}")
+        kind = LIMIT_KEYS[key]
+        if kind is list:
+            limits[key] = tuple(_Fields(table, spec.path, "limits.").get(key, list))
+        else:
+            number = _Fields(table, spec.path, "limits.").number(key)
+            limits[key] = kind(number)
+    return limits
+
+
+def _import_folder(folder: Path, assignment_id: str) -> ModuleType:
+    """Import the assignment folder as a package, so its modules can import each other relatively."""
+    name = f"_grader_assignment_{''.join(ch if ch.isalnum() else '_' for ch in assignment_id)}"
+    init = folder / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, init if init.exists() else None, submodule_search_locations=[str(folder.resolve())]
+    )
+    if spec is None:
+        raise AssignmentError("cannot be imported as a package", path=folder)
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    if init.exists():
+        _exec_module(spec, package, init)
+    return package
+
+
+def _submodule(package: ModuleType, folder: Path, module_name: str, what: str) -> ModuleType:
+    qualified = f"{package.__name__}.{module_name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    path = folder / f"{module_name}.py"
+    if not path.is_file():
+        raise AssignmentError(f"{what}: no module {module_name}.py in the assignment folder", path=folder)
+    spec = importlib.util.spec_from_file_location(qualified, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    _exec_module(spec, module, path)
+    return module
+
+
+def _exec_module(spec: Any, module: ModuleType, path: Path) -> None:
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the instructor's code: report where it broke
+        sys.modules.pop(spec.name, None)
+        raise AssignmentError(f"importing it failed: {type(error).__name__}: {error}", path=path) from error
+
+
+def _folder_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _validate_cases(assignment: Assignment, cases: list[Case]) -> None:
+    ids = set()
+    for case in cases:
+        try:
+            question = assignment.question(case.question)
+        except KeyError:
+            raise AssignmentError(f"case {case.id!r} names unknown question {case.question!r}",
+                                  path=assignment.path) from None
+        if case.function not in question.functions:
+            raise AssignmentError(
+                f"case {case.id!r}: function {case.function!r} is not listed for question {question.id}",
+                path=assignment.path)
+        if case.id in ids:
+            raise AssignmentError(f"case id {case.id!r} is used twice", path=assignment.path)
+        ids.add(case.id)
+
+
+# --------------------------------------------------------------------------- the student bundle
+
+
+def encode_value(value: Any) -> Any:
+    """A case input or output as plain JSON (arrays as nested lists with their dtype)."""
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return encode_value(np.asarray(value))
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode_value(v) for v in value]}
+    if isinstance(value, list):
+        return [encode_value(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): encode_value(v) for k, v in value.items()}}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    return value
+
+
+_ALLOWED_BUNDLE_DTYPES = {"<f8", "<f4", "<f2", "<i8", "<i4", "|b1", "|u1", "|i1"}
+
+
+def decode_value(data: Any) -> Any:
+    """Inverse of :func:`encode_value`; accepts only plain data (no code, no pickles)."""
+    if isinstance(data, list):
+        return [decode_value(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "__ndarray__" in data:
+        dtype = data.get("dtype", "<f8")
+        if dtype not in _ALLOWED_BUNDLE_DTYPES:
+            raise AssignmentError(f"array dtype {dtype!r} is not allowed in a bundle")
+        return np.array(data["__ndarray__"], dtype=np.dtype(dtype))
+    if "__tuple__" in data:
+        return tuple(decode_value(v) for v in data["__tuple__"])
+    if "__dict__" in data:
+        return {k: decode_value(v) for k, v in data["__dict__"].items()}
+    if "__float__" in data:
+        if data["__float__"] not in ("nan", "inf", "-inf"):
+            raise AssignmentError(f"bad special float {data['__float__']!r} in bundle")
+        return float(data["__float__"])
+    raise AssignmentError(f"unknown value in bundle: keys {sorted(data)}")
+
+
+def bundle_document(assignment: Assignment) -> dict:
+    """What ``release`` writes as assignment.json: configuration and public cases, no code."""
+    return {
+        "format": "grader-bundle/1",
+        "id": assignment.id,
+        "title": assignment.title,
+        "version": assignment.version,
+        "intro": assignment.intro,
+        "bonus": vars(assignment.bonus),
+        "limits": {k: list(v) if isinstance(v, tuple) else v for k, v in assignment.limits.items()},
+        "sections": [vars(s) for s in assignment.sections],
+        "questions": [_question_document(q) for q in assignment.questions],
+        "cases": [_case_document(p) for p in assignment.prepared_cases(include_hidden=False)],
+    }
+
+
+def _question_document(question: Question) -> dict:
+    return {
+        "id": question.id, "kind": question.kind, "title": question.title, "prompt": question.prompt,
+        "points": question.points, "bonus": question.bonus, "section": question.section,
+        "functions": list(question.functions), "tolerance": vars(question.tolerance),
+        "min_words": question.min_words,
+        "variants": [{"name": v.name, "kind": v.kind, "function": v.function, "message": v.message}
+                     for v in question.variants],
+        "rubric": [{"concept": c.name, "synonyms": list(c.synonyms)} for c in question.rubric],
+    }
+
+
+def _case_document(prepared: PreparedCase) -> dict:
+    case = prepared.case
+    return {
+        "id": case.id, "question": case.question, "function": case.function,
+        "description": case.description, "arg_names": list(prepared.arg_names),
+        "args": encode_value(tuple(case.args)), "kwargs": encode_value(dict(case.kwargs)),
+        "expected": encode_value(prepared.expected),
+        "variants": [{"name": v.name, "output": encode_value(out)} for v, out in prepared.variants],
+    }
+
+
+def load_bundle(path: Path | str) -> Assignment:
+    """Load a student bundle's assignment.json (public cases only, no reference code)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AssignmentError(f"cannot read the assignment bundle: {error}", path=path) from None
+    if not isinstance(document, dict) or document.get("format") != "grader-bundle/1":
+        raise AssignmentError("not a grader bundle (format grader-bundle/1)", path=path)
+    try:
+        questions = tuple(_bundle_question(q) for q in document["questions"])
+        by_id = {q.id: q for q in questions}
+        cases = tuple(_bundle_case(c, by_id) for c in document["cases"])
+        return Assignment(
+            id=document["id"], title=document["title"], version=document["version"],
+            questions=questions, intro=document.get("intro", ""),
+            sections=tuple(Section(**s) for s in document.get("sections", [])),
+            bonus=BonusRule(**document.get("bonus", {})),
+            limits={k: tuple(v) if isinstance(v, list) else v for k, v in document.get("limits", {}).items()},
+            path=path.parent, bundled_cases=cases,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise AssignmentError(f"the bundle is damaged ({type(error).__name__}: {error}); "
+                              "download it again", path=path) from None
+
+
+def _bundle_question(data: dict) -> Question:
+    return Question(
+        id=data["id"], kind=data["kind"], title=data["title"], prompt=data.get("prompt", ""),
+        points=float(data["points"]), bonus=bool(data["bonus"]), section=data.get("section", ""),
+        functions=tuple(data.get("functions", ())), tolerance=Tolerance(**data.get("tolerance", {})),
+        min_words=int(data.get("min_words", 0)),
+        variants=tuple(Variant(v["name"], v["kind"], v["function"], v["message"]) for v in data.get("variants", ())),
+        rubric=tuple(Concept(c["concept"], tuple(c["synonyms"])) for c in data.get("rubric", ())),
+    )
+
+
+def _bundle_case(data: dict, questions: dict[str, Question]) -> PreparedCase:
+    case = Case(question=data["question"], function=data["function"], args=decode_value(data["args"]),
+                kwargs=decode_value(data["kwargs"]), id=data["id"], description=data.get("description", ""),
+                public=True)
+    variants_by_name = {v.name: v for v in questions[case.question].variants}
+    outputs = tuple((variants_by_name[v["name"]], decode_value(v["output"])) for v in data.get("variants", ()))
+    return PreparedCase(case, tuple(data.get("arg_names", ())), decode_value(data["expected"]), outputs)
+
+
+def find_bundle(submission: Path, levels: int = 3) -> Path | None:
+    """The student bundle's assignment.json next to a submission or in a folder above it."""
+    folder = Path(submission).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    for candidate in [folder, *folder.parents][: levels + 1]:
+        if (candidate / BUNDLE_FILE).is_file():
+            return candidate / BUNDLE_FILE
+    return None

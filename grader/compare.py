@@ -1,0 +1,266 @@
+"""Comparison: one raw output from the sandbox against the trusted expectation → CaseResult.
+
+The checks run in a fixed order and the first that decides gives the student one actionable line:
+outcome (missing / raised / timed out / crashed) → nothing returned → not numeric → shape →
+NaN/inf → allclose at the question's tolerance → accepted alternatives → known mistakes → a
+description of the difference. Only the parent runs this; the sandbox never sees an expectation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+
+from .assignment import PreparedCase, Question, Tolerance, Variant
+from .results import ArrayDiff, CaseResult, Status
+
+SHOW_CELLS = 100  # matrices up to this many cells are shown in full in reports
+TIME_WORDS = {"timeout": "did not finish within its time limit — an endless loop, or far too slow"}
+
+
+def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names: tuple[str, ...] = ()) -> CaseResult:
+    """Judge one call. ``outcome`` is a sandbox CallOutcome (status, value, error, output, mutated_args)."""
+    case = prepared.case
+    base = dict(
+        case_id=case.id,
+        function=case.function,
+        public=case.public,
+        inputs=describe_inputs(prepared) if case.public else None,
+        input_shapes=input_shapes(prepared),
+        output=getattr(outcome, "output", "") or "",
+    )
+    verdict = _outcome_problem(outcome, case.function, names)
+    if verdict is not None:
+        status, message, traceback = verdict
+        return CaseResult(status=status, message=message, traceback=traceback, **base)
+    received, problem = as_numeric(outcome.value)
+    if problem:
+        return CaseResult(status=Status.FAILED, message=problem, **base)
+    result = judge_value(received, prepared, question.tolerance)
+    details = result.get("details", "")
+    mutated = tuple(getattr(outcome, "mutated_args", ()) or ())
+    if mutated:
+        names_changed = ", ".join(_argument_name(prepared, m) for m in mutated)
+        details = (details + "\n" if details else "") + (
+            f"Note: your function changed its input {names_changed} in place. Grading gave every call a "
+            "fresh copy, but code that calls your function may be surprised; prefer working on copies.")
+    return CaseResult(details=details, **{k: v for k, v in result.items() if k != "details"}, **base)
+
+
+def _outcome_problem(outcome: Any, function: str, names: tuple[str, ...]) -> tuple[Status, str, str | None] | None:
+    status = outcome.status
+    error = getattr(outcome, "error", None)
+    trace = getattr(error, "traceback", None) if error else None
+    if status == "ok":
+        return None
+    if status == "missing":
+        return Status.MISSING, missing_message(function, names), None
+    if status == "timeout":
+        return Status.TIMEOUT, f"`{function}` {TIME_WORDS['timeout']}; it was stopped.", trace
+    if status == "error" and error is not None:
+        return Status.ERROR, f"`{function}` raised {error.type}: {_first_line(error.message)}", trace
+    if status == "crashed":
+        reason = _first_line(error.message) if error else "the process died"
+        return Status.ERROR, f"`{function}` crashed the process running it: {reason}", trace
+    if status == "not_run":
+        reason = _first_line(error.message) if error else "earlier calls used up the time for this submission"
+        return Status.ERROR, f"`{function}` was not run: {reason}", None
+    return Status.ERROR, f"`{function}` could not be run ({status})", trace
+
+
+def missing_message(function: str, names: tuple[str, ...]) -> str:
+    message = f"`{function}` is not defined in your submission"
+    close = difflib.get_close_matches(function, [n for n in names if not n.startswith("_")], n=1, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.lower().replace("_", "") == function.lower().replace("_", "")]
+    if close:
+        return f"{message} — did you mean `{close[0]}`? Rename it to `{function}`."
+    return f"{message}; define a function with exactly this name."
+
+
+def as_numeric(value: Any) -> tuple[np.ndarray | None, str | None]:
+    """The received value as a float64 array, or the reason it is not numeric data."""
+    if value is None:
+        return None, "returned None — did you forget the `return` statement?"
+    type_name = getattr(value, "type_name", None)
+    if type_name is not None:  # an Unconvertible from the sandbox
+        return None, f"returned a `{type_name}`, which is not a number or an array of numbers"
+    if isinstance(value, str):
+        return None, "returned a string, not a number or an array of numbers"
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray) and value.dtype.kind == "b"):
+        return None, "returned True/False values, not numbers"
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, f"returned a `{type(value).__name__}`, which is not a number or an array of numbers"
+    return array, None
+
+
+def judge_value(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> dict:
+    """Shape → NaN/inf → allclose → alternatives → mistakes → difference; fields for CaseResult."""
+    expected = np.asarray(prepared.expected, dtype=np.float64)
+    public = prepared.case.public
+    if expected.size == 1 and received.size == 1 and expected.shape != received.shape:
+        received = received.reshape(expected.shape)  # a 1×1 array for a scalar is fine
+    if received.shape != expected.shape:
+        return _shape_result(received, expected, prepared, tolerance)
+    if _close(received, expected, tolerance):
+        return {"status": Status.PASSED, "message": "correct"}
+    matched = _matching_variant(received, prepared, tolerance)
+    if matched is not None and matched.kind == "alternative":
+        return {"status": Status.PASSED, "message": f"accepted ({matched.name})", "matched": matched.name,
+                "note": matched.message}
+    diff = array_diff(received, expected, tolerance, show_values=public)
+    if matched is not None:
+        return {"status": Status.FAILED, "message": f"wrong result — {matched.message}", "matched": matched.name,
+                "hint": matched.message, "diff": diff, "details": describe_difference(diff, public)}
+    if not np.all(np.isfinite(received)) and np.all(np.isfinite(expected)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(received))[0])
+        return {"status": Status.FAILED, "diff": diff, "details": describe_difference(diff, public),
+                "message": f"the result contains NaN or inf (first at {_index(where)}); look for an overflow, "
+                           "a division by zero or a log of zero"}
+    return {"status": Status.FAILED, "diff": diff, "details": describe_difference(diff, public),
+            "message": f"wrong result: {diff.mismatches} of {expected.size} entries differ, the largest by "
+                       f"{diff.max_abs_error:.4g}" + (f" (first at {_index(diff.first_index)})" if diff.first_index else "")}
+
+
+def _shape_result(received: np.ndarray, expected: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> dict:
+    matched = _matching_variant(received, prepared, tolerance)
+    if matched is not None:
+        status = Status.PASSED if matched.kind == "alternative" else Status.FAILED
+        key = "note" if matched.kind == "alternative" else "hint"
+        return {"status": status, "message": f"shape {_shape(received.shape)}: {matched.message}",
+                "matched": matched.name, key: matched.message}
+    message = f"returned shape {_shape(received.shape)}, expected {_shape(expected.shape)}"
+    if received.ndim == 2 and received.T.shape == expected.shape:
+        if _close(received.T, expected, tolerance):
+            return {"status": Status.FAILED, "matched": "transposed", "hint": "Your result is the transpose of the "
+                    "expected one: tokens are rows (row-vector convention, X @ W), so return n rows.",
+                    "message": f"{message} — it is the transpose of the expected result"}
+        message += " (transposed?)"
+    return {"status": Status.FAILED, "message": message}
+
+
+def _matching_variant(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> Variant | None:
+    """The first alternative, then the first mistake, whose output the received value equals."""
+    ordered = sorted(prepared.variants, key=lambda pair: pair[0].kind != "alternative")
+    expected = np.asarray(prepared.expected, dtype=np.float64)
+    for variant, output in ordered:
+        output = np.asarray(output, dtype=np.float64)
+        if output.shape != received.shape:
+            continue
+        if output.shape == expected.shape and _close(output, expected, tolerance):
+            continue  # the variant agrees with the reference on this case: it says nothing here
+        if _close(received, output, tolerance, equal_nan=True):
+            return variant
+    return None
+
+
+def _close(a: np.ndarray, b: np.ndarray, tolerance: Tolerance, equal_nan: bool = False) -> bool:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.allclose(a, b, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=equal_nan))
+
+
+def array_diff(received: np.ndarray, expected: np.ndarray, tolerance: Tolerance, show_values: bool) -> ArrayDiff:
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        error = np.abs(received - expected)
+        bad = ~np.isclose(received, expected, rtol=tolerance.rtol, atol=tolerance.atol)
+        finite = np.isfinite(error)
+        max_abs = float(error[finite].max()) if finite.any() else float("inf")
+        relative = error / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
+        max_rel = float(relative[np.isfinite(relative)].max()) if np.isfinite(relative).any() else float("inf")
+    if not finite.all():
+        max_abs = float("inf")
+    first = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None
+    small = show_values and expected.size <= SHOW_CELLS
+    return ArrayDiff(
+        shape=tuple(expected.shape), max_abs_error=max_abs, max_rel_error=max_rel, mismatches=int(bad.sum()),
+        first_index=first,
+        expected=_listed(expected) if small else None,
+        received=_listed(received) if small else None,
+        mask=bad.tolist() if small else None,
+    )
+
+
+def _listed(array: np.ndarray) -> Any:
+    """Nested lists with NaN/inf spelled out (JSON cannot hold them as numbers)."""
+    return np.vectorize(lambda x: x if np.isfinite(x) else str(x), otypes=[object])(array).tolist() if array.ndim else (
+        float(array) if np.isfinite(array) else str(float(array)))
+
+
+def describe_difference(diff: ArrayDiff, public: bool) -> str:
+    lines = [f"max abs error {diff.max_abs_error:.3g}, max rel error {diff.max_rel_error:.3g}; "
+             f"{diff.mismatches} entries outside the tolerance"]
+    if diff.first_index is not None and public and diff.expected is not None:
+        expected = _at(diff.expected, diff.first_index)
+        received = _at(diff.received, diff.first_index)
+        lines.append(f"first difference at {_index(diff.first_index)}: expected {_fmt(expected)}, got {_fmt(received)}")
+    elif not public:
+        lines.append("this is a hidden case: its values are not shown; test your function on other inputs, "
+                     "e.g. other numbers of tokens and d ≠ d_k")
+    return "\n".join(lines)
+
+
+def _at(nested: Any, index: tuple[int, ...]) -> Any:
+    for i in index:
+        nested = nested[i]
+    return nested
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _index(index: tuple[int, ...] | None) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]" if index is not None else "[]"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _first_line(text: str) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line[:300]
+
+
+def _argument_name(prepared: PreparedCase, key: str) -> str:
+    if key.isdigit() and int(key) < len(prepared.arg_names):
+        return f"`{prepared.arg_names[int(key)]}`"
+    return f"`{key}`"
+
+
+def input_shapes(prepared: PreparedCase) -> dict[str, Any]:
+    named = dict(zip(prepared.arg_names, prepared.case.args))
+    named.update(prepared.case.kwargs)
+    return {name: _shape_of(value) for name, value in named.items()}
+
+
+def _shape_of(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return list(value.shape)
+    if isinstance(value, (tuple, list)):
+        return [_shape_of(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shape_of(v) for k, v in value.items()}
+    return type(value).__name__ if not isinstance(value, (bool, type(None))) else value
+
+
+def describe_inputs(prepared: PreparedCase) -> dict[str, Any]:
+    named = dict(zip(prepared.arg_names, prepared.case.args))
+    named.update(prepared.case.kwargs)
+    return {name: _plain(value) for name, value in named.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return _listed(value.astype(np.float64)) if value.dtype.kind in "fiu" else value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,643 @@
+"""Parent side of the sandbox: the bwrap command, the warm zygote, and driving one job.
+
+Why it is shaped like this: starting Python and importing numpy costs ~100 ms, far too much per
+submission, so each :class:`Sandbox` keeps one warm zygote inside bubblewrap and asks it to fork a
+fresh child per job. Everything the child sends is untrusted: reads use deadlines, every size is
+capped, values are decoded by :mod:`.protocol` (never pickle), and student failures become
+outcomes, never exceptions. Deadlines are enforced here, in the parent, where the student cannot
+interfere with them.
+"""
+
+from __future__ import annotations
+
+import os
+import importlib.util
+import select
+import shutil
+import site
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from grader.errors import SandboxError
+from grader.sandbox.protocol import (FrameDecoder, ProtocolError, TooLarge, Unconvertible,
+                                     decode_value, encode_frame, encode_value)
+
+MAX_RESTARTS = 5
+_VALUE_TYPES = (type(None), bool, int, float, str, Unconvertible)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-job limits; wall-clock ones are enforced by the parent, the rest by rlimits."""
+
+    cell_timeout: float = 10.0
+    call_timeout: float = 5.0
+    total_timeout: float = 120.0
+    memory_mb: int = 1024
+    cpu_seconds: int = 60
+    max_processes: int = 32
+    max_file_mb: int = 16
+    max_open_files: int = 64
+    output_bytes: int = 65536
+    max_result_mb: int = 64
+    allowed_packages: tuple[str, ...] = ("numpy",)
+
+
+@dataclass(frozen=True)
+class CellSource:
+    index: int
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    function: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    cells: tuple[CellSource, ...]
+    calls: tuple[Call, ...]
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    index: int
+    status: str
+    error: ErrorInfo | None = None
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    id: str
+    status: str
+    value: object = None
+    error: ErrorInfo | None = None
+    output: str = ""
+    mutated_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    cells: tuple[CellOutcome, ...]
+    calls: dict[str, CallOutcome]
+    names: tuple[str, ...]
+    isolation: str
+    restarts: int
+    notes: tuple[str, ...] = ()
+
+
+_probe_lock = threading.Lock()
+_probe: tuple[str, str] | None = None
+
+
+def available_isolation() -> str:
+    """``"namespaces"`` if bwrap works here (probed once per process), else ``"process"``."""
+    return _probe_result()[0]
+
+
+def _probe_result() -> tuple[str, str]:
+    global _probe
+    with _probe_lock:
+        if _probe is None:
+            _probe = _probe_bwrap()
+        return _probe
+
+
+# ------------------------------------------------------------------------------- the command
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_NOBODY = "65534"
+
+
+def _minimal_env() -> dict[str, str]:
+    """An explicit environment: nothing of the instructor's leaks into the sandbox."""
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _package_dirs(packages: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(host path, name) of each allowed package plus its ``<name>.libs`` sibling."""
+    found = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise SandboxError(f"the allowed package {name!r} is not installed for {sys.executable}")
+        if spec.submodule_search_locations:
+            path = os.path.realpath(list(spec.submodule_search_locations)[0])
+        elif spec.origin and os.path.isfile(spec.origin):
+            path = os.path.realpath(spec.origin)
+        else:
+            raise SandboxError(f"the allowed package {name!r} is not a plain directory or file")
+        found.append((path, os.path.basename(path)))
+        libs = os.path.join(os.path.dirname(path), f"{name}.libs")
+        if os.path.isdir(libs):
+            found.append((libs, f"{name}.libs"))
+    return found
+
+
+def _hidden_site_dirs() -> list[str]:
+    """Every site-/dist-packages dir the sandbox could see; each gets an empty tmpfs."""
+    prefixes = [sys.base_prefix, "/usr", "/usr/local"]
+    found = set(site.getsitepackages(prefixes)) | {"/usr/lib/python3/dist-packages"}
+    for prefix in prefixes:
+        lib = os.path.join(prefix, "lib")
+        if os.path.isdir(lib):
+            for entry in os.listdir(lib):
+                if entry.startswith("python3"):
+                    for leaf in ("site-packages", "dist-packages"):
+                        found.add(os.path.join(lib, entry, leaf))
+    visible = ("/usr/", sys.base_prefix.rstrip("/") + "/")
+    return sorted(os.path.realpath(p) for p in found
+                  if os.path.isdir(p) and os.path.realpath(p).startswith(visible))
+
+
+def _dirs_to(path: str) -> list[str]:
+    """bwrap args creating each missing ancestor of ``path`` with mode 0755 (not 0700)."""
+    out: list[str] = []
+    parts = path.strip("/").split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        out += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
+    return out
+
+
+def _bwrap_argv(tail: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The bubblewrap command: no network, own pid/ipc/uts, only /usr, Python and the packages."""
+    root = os.geteuid() == 0
+    prefix = os.path.realpath(sys.base_prefix)
+    argv = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--as-pid-1"]
+    if root:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv += ["--unshare-user", "--uid", _NOBODY, "--gid", _NOBODY]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/lib", "/lib64", "/bin", "/sbin"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top) and top != "/sbin":
+            argv += ["--ro-bind", top, top]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    if not prefix.startswith("/usr/"):
+        argv += _dirs_to(prefix) + ["--ro-bind", prefix, prefix]
+    for hidden in _hidden_site_dirs():
+        argv += ["--tmpfs", hidden]
+    argv += ["--perms", "0755", "--dir", "/sandbox", "--perms", "0755", "--dir", "/sandbox/site",
+             "--perms", "0755", "--dir", "/sandbox/lib"]
+    for path, name in _package_dirs(packages):
+        argv += ["--ro-bind", path, f"/sandbox/site/{name}"]
+    for name in ("worker.py", "protocol.py"):
+        argv += ["--ro-bind", os.path.join(_HERE, name), f"/sandbox/lib/{name}"]
+    if root:  # bwrap must run as root to see /root/...; drop to nobody inside, for good
+        argv += ["/usr/bin/setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}",
+                 "--clear-groups", "--bounding-set=-all", "--no-new-privs",
+                 "/usr/bin/unshare", "--user", f"--map-user={_NOBODY}", f"--map-group={_NOBODY}"]
+    return argv + tail
+
+
+def _worker_argv(isolation: str, packages: tuple[str, ...], fd: int, linkdir: str | None
+                 ) -> list[str]:
+    python = os.path.realpath(sys.executable)
+    if isolation == "namespaces":
+        return _bwrap_argv([python, "-I", "-S", "/sandbox/lib/worker.py", "--control-fd",
+                            str(fd), "--mode", "namespaces", "--site", "/sandbox/site"], packages)
+    assert linkdir is not None
+    for path, name in _package_dirs(packages):  # only the allowed packages on sys.path
+        os.symlink(path, os.path.join(linkdir, name))
+    return [python, "-I", "-S", os.path.join(_HERE, "worker.py"), "--control-fd", str(fd),
+            "--mode", "process", "--site", linkdir]
+
+
+def _probe_bwrap() -> tuple[str, str]:
+    """Start a trivial Python the way the zygote is started; return (isolation, why not)."""
+    if shutil.which("bwrap") is None:
+        return "process", "bwrap is not installed"
+    if os.geteuid() == 0 and not all(os.path.exists(p) for p in ("/usr/bin/setpriv",
+                                                                     "/usr/bin/unshare")):
+        return "process", "setpriv/unshare (util-linux) are missing"
+    python = os.path.realpath(sys.executable)
+    try:
+        argv = _bwrap_argv([python, "-I", "-S", "-c", "import os; assert os.getuid() != 0"],
+                           ("numpy",))
+        done = subprocess.run(argv, env=_minimal_env(), capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
+        return "process", f"bwrap could not be started ({exc})"
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip()[-500:]
+        return "process", f"bwrap failed with status {done.returncode}: {err}"
+    return "namespaces", ""
+
+
+class _Gone(Exception):
+    """The child stopped answering: ``kind`` is timeout, crashed, protocol or too_large."""
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(text)
+        self.kind, self.text = kind, text
+
+
+class _Zygote:
+    """One warm worker process (inside bwrap or not) and its control socket."""
+
+    def __init__(self, isolation: str, packages: tuple[str, ...]):
+        self.isolation = isolation
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ctrl = ours
+        self.stderr = tempfile.TemporaryFile()
+        self.linkdir = None if isolation == "namespaces" else tempfile.mkdtemp(prefix="grader-site-")
+        try:
+            argv = _worker_argv(isolation, packages, theirs.fileno(), self.linkdir)
+            self.proc = subprocess.Popen(
+                argv, pass_fds=[theirs.fileno()], start_new_session=True, env=_minimal_env(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        finally:
+            theirs.close()
+        msg = self.recv(time.monotonic() + 60)
+        if not msg or msg.get("ev") != "ready":
+            self.stop()
+            self.stderr.seek(0)
+            err = self.stderr.read()[-2000:].decode("utf-8", "replace")
+            raise SandboxError(f"the sandbox worker did not start ({isolation}): {err.strip()}")
+
+    def recv(self, deadline: float) -> dict | None:
+        """One control message, ``None`` on EOF; raises TimeoutError past ``deadline``."""
+        import json  # noqa: PLC0415
+        if not select.select([self.ctrl], [], [], max(deadline - time.monotonic(), 0))[0]:
+            raise TimeoutError
+        data = self.ctrl.recv(65536)
+        return json.loads(data) if data else None
+
+    def send(self, msg: dict, fds: list[int] = ()) -> None:
+        import json  # noqa: PLC0415
+        socket.send_fds(self.ctrl, [json.dumps(msg).encode()], list(fds))
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+        if hasattr(self, "proc"):
+            self.proc.wait(timeout=10)
+        self.ctrl.close()
+        self.stderr.close()
+        if self.linkdir:
+            shutil.rmtree(self.linkdir)
+
+
+class Sandbox:
+    """One warm worker slot; use one per thread, as a context manager."""
+
+    def __init__(self, isolation: str = "auto", allowed_packages: tuple[str, ...] = ("numpy",)):
+        best, why = _probe_result()
+        if isolation == "auto":
+            isolation = best
+        elif isolation == "namespaces" and best != "namespaces":
+            raise SandboxError(f"namespace isolation is not usable here: {why}. Install "
+                               "bubblewrap and enable unprivileged user namespaces, or use "
+                               "isolation='process'.")
+        elif isolation not in ("namespaces", "process"):
+            raise SandboxError(f"unknown isolation {isolation!r}: use auto, namespaces or process")
+        self.isolation = isolation
+        self.allowed_packages = tuple(allowed_packages)
+        self._zygote: _Zygote | None = _Zygote(isolation, self.allowed_packages)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the zygote and everything under it."""
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
+
+    def _restart(self) -> None:
+        if self._zygote is not None:
+            self._zygote.stop()
+        self._zygote = _Zygote(self.isolation, self.allowed_packages)
+
+    def run(self, job: Job) -> JobOutcome:
+        """Run the cells, then each call; never raises for anything the student code does."""
+        if self._zygote is None:
+            raise SandboxError("this Sandbox is closed")
+        if set(job.limits.allowed_packages) - set(self.allowed_packages):
+            raise SandboxError("the job allows packages this sandbox was not started with: "
+                               f"{sorted(set(job.limits.allowed_packages) - set(self.allowed_packages))}")
+        st = _State(job)
+        total = time.monotonic() + job.limits.total_timeout
+        while not self._attempt(job, st, total):
+            if time.monotonic() >= total:
+                st.notes.append(f"The whole job exceeded its time limit of "
+                                f"{job.limits.total_timeout:g} s; what was left did not run.")
+                break
+            if st.restarts >= MAX_RESTARTS:
+                st.notes.append(f"The worker had to be restarted {MAX_RESTARTS} times; "
+                                "the remaining calls were not run.")
+                break
+            st.restarts += 1
+        return st.outcome(self.isolation)
+
+    # ---------------------------------------------------------------------------- one attempt
+    def _attempt(self, job: Job, st: _State, total: float) -> bool:
+        """Run one child through the job; False when it died early (the caller restarts)."""
+        lim = job.limits
+        try:
+            child = _Child(self, lim, total)
+        except (OSError, TimeoutError, _Gone):
+            self._restart()
+            st.notes.append("The sandbox worker had to be restarted.")
+            return False
+        current: tuple[str, Any] | None = None
+        try:
+            cells = [c for c in job.cells if c.index not in st.skip]
+            child.send({"op": "cells", "labels": [c.label for c in job.cells],
+                        "cells": [{"index": c.index, "label": c.label, "source": c.source}
+                                  for c in cells]}, lim.cell_timeout)
+            for cell in cells:
+                current = ("cell", cell)
+                child.expect("cell_start", lim.cell_timeout)
+                msg, _ = child.expect("cell_end", lim.cell_timeout)
+                st.record_cell(cell.index, msg)
+            current = None
+            msg, _ = child.expect("names", lim.cell_timeout)
+            st.names = tuple(str(n)[:200] for n in msg.get("names", [])[:10000]
+                             if isinstance(msg.get("names"), list))
+            for call in list(st.pending):
+                current = ("call", call)
+                blobs: list[bytes] = []
+                child.send({"op": "call", "id": call.id, "function": call.function,
+                            "args": encode_value(tuple(call.args), blobs),
+                            "kwargs": encode_value(dict(call.kwargs), blobs)},
+                           lim.call_timeout, blobs)
+                msg, blobs = child.expect("call_end", lim.call_timeout)
+                st.record_call(call, msg, blobs)
+            current = None
+            child.finish()
+            return True
+        except _Gone as gone:
+            child.kill()
+            gone = child.explain(gone)
+            if current is None:
+                st.notes.append(f"The worker failed between cells and calls: {gone.text}.")
+            elif current[0] == "cell":
+                st.fail_cell(current[1].index, gone)
+            else:
+                st.fail_call(current[1], gone)
+            return False
+
+
+class _Child:
+    """The parent's view of one forked child: its socket, deadlines and exit status."""
+
+    def __init__(self, box: Sandbox, lim: Limits, total: float):
+        self.box, self.lim, self.total = box, lim, total
+        self.exit: tuple[int | None, int | None] | None = None
+        self.killed = False
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.decoder = FrameDecoder(lim.max_result_mb << 20)
+        try:
+            limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
+                                                    "max_file_mb", "max_open_files",
+                                                    "output_bytes", "max_result_mb")}
+            box._zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
+        finally:
+            theirs.close()
+
+    def _deadline(self, seconds: float) -> tuple[float, bool]:
+        mine = time.monotonic() + seconds
+        return (self.total, True) if self.total < mine else (mine, False)
+
+    def send(self, msg: dict, seconds: float, blobs: list[bytes] = ()) -> None:
+        deadline, _ = self._deadline(seconds)
+        try:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            self.sock.sendall(encode_frame(msg, blobs))
+        except (socket.timeout, TimeoutError):
+            raise _Gone("timeout", "") from None
+        except OSError:
+            raise _Gone("crashed", "") from None
+
+    def expect(self, event: str, seconds: float) -> tuple[dict, list[bytes]]:
+        """The next frame, which must be ``event``; raises _Gone on deadline, death or garbage."""
+        deadline, is_total = self._deadline(seconds)
+        while True:
+            try:
+                frame = self.decoder.next()
+            except TooLarge:
+                raise _Gone("too_large", "") from None
+            except ProtocolError as exc:
+                raise _Gone("protocol", str(exc)) from None
+            if frame is not None:
+                if frame[0].get("ev") != event:
+                    raise _Gone("protocol", f"expected {event}, got {str(frame[0].get('ev'))[:40]}")
+                return frame
+            if self.exit is not None:
+                raise _Gone("crashed", "")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Gone("timeout", "total" if is_total else "")
+            ready = select.select([self.sock, self.box._zygote.ctrl], [], [], left)[0]
+            if self.sock in ready and not self._read():
+                self._await_exit(min(deadline, time.monotonic() + 1.0))
+            if self.box._zygote.ctrl in ready and self.exit is None:
+                self._ctrl_message(time.monotonic())
+
+    def _read(self) -> bool:
+        self.sock.settimeout(0)
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if data:
+            try:
+                self.decoder.feed(data)
+            except TooLarge:
+                raise _Gone("too_large", "") from None
+            except ProtocolError as exc:
+                raise _Gone("protocol", str(exc)) from None
+        return bool(data)
+
+    def _ctrl_message(self, deadline: float) -> None:
+        try:
+            msg = self.box._zygote.recv(deadline)
+        except TimeoutError:
+            return
+        if msg is None:  # the zygote itself died
+            self.box._restart()
+            self.exit = (None, None)
+            raise _Gone("crashed", "the sandbox worker itself died")
+        if msg.get("ev") == "exited":
+            self.exit = (msg.get("code"), msg.get("signal"))
+            while self._read():  # drain what the child wrote before it died
+                pass
+
+    def _await_exit(self, deadline: float) -> None:
+        """After EOF on the job socket: the child is dead or closed it; learn which."""
+        while self.exit is None and time.monotonic() < deadline:
+            self._ctrl_message(deadline)
+        if self.exit is None:
+            raise _Gone("crashed", "the code closed its connection to the grader")
+
+    def kill(self) -> None:
+        """Kill the child (and everything it started); restart the zygote if it does not obey."""
+        if self.exit is not None:
+            return
+        self.killed = True
+        try:
+            self.box._zygote.send({"op": "kill"})
+            deadline = time.monotonic() + 1.0
+            while self.exit is None and time.monotonic() < deadline:
+                self._ctrl_message(deadline)
+        except (OSError, _Gone):
+            pass
+        if self.exit is None:
+            self.box._restart()
+        self.sock.close()
+
+    def finish(self) -> None:
+        try:
+            self.send({"op": "done"}, 2.0)
+            deadline = time.monotonic() + 2.0
+            while self.exit is None and time.monotonic() < deadline:
+                self._ctrl_message(deadline)
+        except _Gone:
+            pass
+        self.kill()
+        self.sock.close()
+
+    def explain(self, gone: _Gone) -> _Gone:
+        """Turn a raw _Gone into one with a sentence a student can act on."""
+        if gone.kind == "timeout":
+            if gone.text == "total":
+                return _Gone("timeout", f"the whole job exceeded its time limit of "
+                                        f"{self.lim.total_timeout:g} s")
+            return gone
+        if gone.kind == "too_large":
+            return _Gone("too_large", f"returned a value too large to check (more than "
+                                      f"{self.lim.max_result_mb} MB)")
+        if gone.kind == "protocol":
+            return _Gone("crashed", f"the code broke the connection to the grader ({gone.text})")
+        if gone.text:
+            return gone
+        return _Gone("crashed", describe_exit(self.exit, self.lim, self.killed))
+
+
+def describe_exit(exit: tuple[int | None, int | None] | None, lim: Limits, killed: bool) -> str:
+    """Say in words how a child ended."""
+    code, sig = exit if exit else (None, None)
+    if sig == signal.SIGXCPU:
+        return f"exceeded the CPU time limit of {lim.cpu_seconds} s"
+    if sig == signal.SIGSEGV:
+        return "segmentation fault (very deep recursion or a crash in native code)"
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {sig} ({name})"
+    if code is not None:
+        return f"the process exited with status {code} before it finished (os._exit?)"
+    return "the process died"
+
+
+class _State:
+    """Outcomes gathered across restarts of one job."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.cells: dict[int, CellOutcome] = {}
+        self.calls: dict[str, CallOutcome] = {}
+        self.pending: list[Call] = list(job.calls)
+        self.skip: set[int] = set()
+        self.names: tuple[str, ...] = ()
+        self.notes: list[str] = []
+        self.restarts = 0
+
+    def record_cell(self, index: int, msg: dict) -> None:
+        if index not in self.cells:
+            status = "ok" if msg.get("status") == "ok" else "error"
+            self.cells[index] = CellOutcome(index, status, _error(msg.get("error")),
+                                            _text(msg.get("output")))
+
+    def fail_cell(self, index: int, gone: _Gone) -> None:
+        self.skip.add(index)
+        kind = "timeout" if gone.kind == "timeout" else "crashed"
+        text = gone.text or f"the cell did not finish within {self.job.limits.cell_timeout:g} s"
+        self.cells.setdefault(index, CellOutcome(index, kind, ErrorInfo(kind.title(), text, "")))
+
+    def record_call(self, call: Call, msg: dict, blobs: list[bytes]) -> None:
+        status = msg.get("status")
+        value = None
+        if status == "ok":
+            try:
+                value = decode_value(msg.get("value"), blobs)
+            except (ProtocolError, RecursionError) as exc:
+                status, msg = "error", {"error": {"type": "ProtocolError", "message": str(exc)}}
+            else:
+                if not isinstance(value, _VALUE_TYPES) and not hasattr(value, "dtype"):
+                    value = Unconvertible(type(value).__name__, repr(value)[:200])
+        elif status not in ("error", "missing"):
+            status = "error"
+        mutated = msg.get("mutated") if isinstance(msg.get("mutated"), list) else []
+        self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
+                                          _text(msg.get("output")),
+                                          tuple(str(m)[:100] for m in mutated[:100]))
+        self.pending.remove(call)
+
+    def fail_call(self, call: Call, gone: _Gone) -> None:
+        kind = {"timeout": "timeout", "too_large": "error"}.get(gone.kind, "crashed")
+        text = gone.text or f"the call did not finish within {self.job.limits.call_timeout:g} s"
+        name = {"timeout": "Timeout", "too_large": "ValueTooLarge"}.get(gone.kind, "Crash")
+        self.calls[call.id] = CallOutcome(call.id, kind, error=ErrorInfo(name, text, ""))
+        self.pending.remove(call)
+
+    def outcome(self, isolation: str) -> JobOutcome:
+        for cell in self.job.cells:
+            self.cells.setdefault(cell.index, CellOutcome(
+                cell.index, "crashed", ErrorInfo("NotRun", "the cell was not run: the job "
+                                                 "gave up before it (see the notes)", "")))
+        for call in self.pending:
+            self.calls[call.id] = CallOutcome(call.id, "not_run", error=ErrorInfo(
+                "NotRun", "the call was not run: the job gave up before it (see the notes)", ""))
+        return JobOutcome(tuple(self.cells[c.index] for c in self.job.cells),
+                          {c.id: self.calls[c.id] for c in self.job.calls}, self.names,
+                          isolation, self.restarts, tuple(self.notes))
+
+
+def _text(value: Any, cap: int = 1 << 20) -> str:
+    return value[:cap] if isinstance(value, str) else ""
+
+
+def _error(value: Any) -> ErrorInfo | None:
+    if not isinstance(value, dict):
+        return None
+    return ErrorInfo(_text(value.get("type"), 200), _text(value.get("message"), 4000),
+                     _text(value.get("traceback"), 40000))
+
+
+__all__ = ["Sandbox", "Limits", "Job", "CellSource", "Call", "JobOutcome", "CellOutcome",
+           "CallOutcome", "ErrorInfo", "Unconvertible", "available_isolation"]

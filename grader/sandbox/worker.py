@@ -1,0 +1,430 @@
+"""The sandboxed side: a warm zygote that forks one child per job.
+
+This is the only grader code that ever runs next to student code, so it stays small and imports
+nothing but the standard library, numpy and ``protocol``: never the reference, the comparison or
+anything that knows expected values.
+
+The zygote (started once per sandbox slot) imports numpy with single-threaded BLAS so that forking
+is safe, then waits for commands on the control socket. It never runs student code itself: for
+each job it forks a child that drops to the job's limits, runs the cells and calls, streams raw
+results back over its own socket and ``os._exit``s. When the child ends (or on ``kill``) the zygote
+kills every other process it can see, reaps them and wipes the scratch directory, so nothing of one
+submission survives into the next.
+
+Usage: ``python -I -S worker.py --control-fd N --mode namespaces|process [--site DIR ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import builtins  # noqa: E402
+import ctypes  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import linecache  # noqa: E402
+import reprlib  # noqa: E402
+import resource  # noqa: E402
+import select  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import tempfile  # noqa: E402
+import traceback  # noqa: E402
+from typing import Any  # noqa: E402
+
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
+_NS_WORKDIR = "/tmp/work"
+_PREIMPORT = ("math", "random", "itertools", "functools", "collections", "statistics",
+              "fractions", "decimal", "re", "time", "numpy", "numpy.linalg", "numpy.fft",
+              "numpy.random", "numpy.polynomial")
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+# ------------------------------------------------------------------------------------- zygote
+def zygote(control_fd: int, mode: str) -> None:
+    """Serve ``run``/``kill`` commands until the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # pid 1 with SIG_DFL cannot be signalled
+    _prctl(_PR_SET_DUMPABLE, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
+    if mode == "process":
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    for name in _PREIMPORT:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    ctrl = socket.socket(fileno=control_fd)
+    ctrl.send(json.dumps({"ev": "ready", "pid": os.getpid()}).encode())
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ctrl, 65536, 4)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            _cleanup(None, mode, None)
+            os._exit(0)
+        cmd = json.loads(data)
+        if cmd.get("op") == "run" and fds:
+            for extra in fds[1:]:
+                os.close(extra)
+            code, sig = _run_one(ctrl, fds[0], control_fd, cmd, mode)
+            ctrl.send(json.dumps({"ev": "exited", "code": code, "signal": sig}).encode())
+        else:
+            for fd in fds:
+                os.close(fd)
+
+
+def _run_one(ctrl: socket.socket, job_fd: int, control_fd: int, cmd: dict, mode: str
+             ) -> tuple[int | None, int | None]:
+    workdir = _NS_WORKDIR if mode == "namespaces" else tempfile.mkdtemp(prefix="grader-job-")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(job_fd, control_fd, workdir, cmd, mode)
+        finally:
+            os._exit(70)
+    os.close(job_fd)
+    pidfd = os.pidfd_open(pid)
+    try:
+        while pidfd not in select.select([ctrl, pidfd], [], [])[0]:
+            data = ctrl.recv(65536)
+            if not data:  # parent gone: take everything down with us
+                _cleanup(pid, mode, workdir)
+                os._exit(0)
+            if json.loads(data).get("op") == "kill":
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
+    _, status = os.waitpid(pid, 0)
+    _cleanup(pid, mode, workdir)
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def _cleanup(pid: int | None, mode: str, workdir: str | None) -> None:
+    """Kill and reap every process left by the job, then wipe its files."""
+    for _ in range(100):
+        if mode == "namespaces":
+            try:
+                os.kill(-1, signal.SIGKILL)  # as pid 1: everything in the namespace but us
+            except ProcessLookupError:
+                pass
+        else:
+            victims = _descendants(os.getpid()) | ({pid} if pid else set())
+            for victim in victims:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(victim, signal.SIGKILL)
+                    except OSError:
+                        pass
+        reaped_any = False
+        while True:
+            try:
+                os.waitpid(-1, 0)
+                reaped_any = True
+            except ChildProcessError:
+                break
+        if not reaped_any and (mode == "namespaces" or not _descendants(os.getpid())):
+            break
+    if mode == "namespaces":
+        for entry in os.listdir("/tmp"):
+            _rmtree(os.path.join("/tmp", entry))
+    elif workdir:
+        _rmtree(workdir)
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _rmtree(path: str) -> None:
+    def fix(func: Any, p: str, _exc: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+            func(p)
+        except OSError:
+            pass
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, onerror=fix)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+# -------------------------------------------------------------------------------------- child
+def _child(job_fd: int, control_fd: int, workdir: str, cmd: dict, mode: str) -> None:
+    """Runs in the forked child: confine, then speak the job protocol and ``os._exit``."""
+    os.closerange(3, job_fd)
+    os.closerange(job_fd + 1, 1 << 16)
+    os.setsid()
+    _prctl(_PR_SET_DUMPABLE, 1)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    limits = cmd["limits"]
+    mb = 1 << 20
+    rl = [(resource.RLIMIT_AS, limits["memory_mb"] * mb),
+          (resource.RLIMIT_FSIZE, limits["max_file_mb"] * mb),
+          (resource.RLIMIT_NOFILE, limits["max_open_files"]),
+          (resource.RLIMIT_CORE, 0)]
+    if mode == "namespaces":
+        rl.append((resource.RLIMIT_NPROC, limits["max_processes"]))
+    for which, value in rl:
+        resource.setrlimit(which, (value, value))
+    cpu = limits["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    os.environ.clear()
+    os.environ.update(HOME=workdir, LANG="C.UTF-8", PATH="/usr/bin:/bin", TMPDIR=workdir,
+                      OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    os.makedirs(workdir, 0o700, exist_ok=True)
+    os.chdir(workdir)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    if "numpy.random" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    from protocol import FrameDecoder  # noqa: PLC0415 - after the fds are settled
+    sock = socket.socket(fileno=job_fd)
+    Job(sock, FrameDecoder(1 << 31), limits).serve()
+    os._exit(0)
+
+
+class CappedWriter(io.TextIOBase):
+    """stdout/stderr replacement that keeps ``limit`` bytes and counts the rest."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.kept, self.dropped = limit, 0, 0
+        self.parts: list[bytes] = []
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        data = s.encode("utf-8", "replace")
+        room = max(self.limit - self.kept, 0)
+        if room:
+            self.parts.append(data[:room])
+            self.kept += min(room, len(data))
+        self.dropped += max(len(data) - room, 0)
+        return len(s)
+
+    def getvalue(self) -> str:
+        text = b"".join(self.parts).decode("utf-8", "replace")
+        if self.dropped:
+            text += f"\n[... {self.dropped} more bytes of output were dropped]\n"
+        return text
+
+
+class Job:
+    """The child's side of the job protocol: cells first, then one call at a time."""
+
+    def __init__(self, sock: socket.socket, decoder: Any, limits: dict):
+        import protocol  # noqa: PLC0415
+        self.p = protocol
+        self.sock, self.decoder, self.limits = sock, decoder, limits
+        self.me = os.getpid()
+        self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.labels: set[str] = set()
+        self.max_result = limits["max_result_mb"] << 20
+        self._repr = reprlib.Repr()
+        self._repr.maxstring = self._repr.maxother = 200
+
+    def send(self, msg: dict, blobs: list[bytes] = ()) -> None:
+        self.sock.sendall(self.p.encode_frame(msg, blobs))
+
+    def serve(self) -> None:
+        msg, _ = self.p.recv_frame(self.sock, self.decoder)
+        self.labels = set(msg["labels"])
+        for cell in msg["cells"]:
+            lines = cell["source"].splitlines(True)
+            linecache.cache[cell["label"]] = (len(cell["source"]), None, lines, cell["label"])
+        for cell in msg["cells"]:
+            self.send({"ev": "cell_start", "index": cell["index"]})
+            status, error, output = self._guarded(
+                lambda c=cell: exec(compile(c["source"], c["label"], "exec"), self.ns))
+            self.send({"ev": "cell_end", "index": cell["index"], "status": status,
+                       "error": error, "output": output})
+        names = sorted(k for k in list(self.ns)[:10000]
+                       if isinstance(k, str) and not k.startswith("__"))
+        self.send({"ev": "names", "names": names})
+        while True:
+            msg, blobs = self.p.recv_frame(self.sock, self.decoder)
+            if msg.get("op") != "call":
+                return
+            self._call(msg, blobs)
+
+    def _guarded(self, thunk: Any) -> tuple[str, dict | None, str]:
+        """Run ``thunk`` with captured output; exceptions become an error dict, never escape."""
+        out = CappedWriter(self.limits["output_bytes"])
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = out
+        try:
+            thunk()
+            status, error = "ok", None
+        except BaseException as exc:  # noqa: BLE001 - SystemExit etc. are student results too
+            status, error = "error", self._describe(exc)
+        finally:
+            sys.stdout, sys.stderr = saved
+        if os.getpid() != self.me:  # a fork of the student's: it must not speak for the job
+            os._exit(0)
+        return status, error, out.getvalue()
+
+    def _call(self, msg: dict, blobs: list[bytes]) -> None:
+        func = self.ns.get(msg["function"])
+        reply: dict[str, Any] = {"ev": "call_end", "id": msg["id"]}
+        if not callable(func):
+            self.send({**reply, "status": "missing"})
+            return
+        args, kwargs = (self.p.decode_value(msg[k], blobs) for k in ("args", "kwargs"))
+        pristine = (self.p.decode_value(msg["args"], blobs), self.p.decode_value(msg["kwargs"], blobs))
+        result: list[Any] = []
+
+        def thunk() -> None:
+            value = self._convert(func(*args, **kwargs))
+            out_blobs: list[bytes] = []
+            tree = self.p.encode_value(value, out_blobs)
+            size = sum(map(len, out_blobs)) + len(json.dumps(tree))
+            if size > self.max_result - 65536:
+                raise _TooLarge(f"the function returned a value too large to check "
+                                f"({size / 2**20:.1f} MB, at most {self.max_result >> 20} MB)")
+            result.extend([tree, out_blobs])
+
+        status, error, output = self._guarded(thunk)
+        mutated = [str(i) for i, (a, b) in enumerate(zip(args, pristine[0])) if not _same(a, b)]
+        mutated += [k for k in kwargs if k in pristine[1] and not _same(kwargs[k], pristine[1][k])]
+        reply.update(status=status, error=error, output=output, mutated=mutated)
+        if status == "ok":
+            reply["value"] = result[0]
+        self.send(reply, result[1] if status == "ok" else [])
+
+    def _convert(self, v: Any) -> Any:
+        """Return-value policy: numeric data or an Unconvertible, decided inside the timed call."""
+        np = sys.modules["numpy"]
+        if v is None or type(v) in (bool, str, float):
+            return v
+        if type(v) is int:
+            return v if v.bit_length() <= 4096 else self._unconvertible(v)
+        try:
+            if isinstance(v, np.generic) or isinstance(v, (list, tuple)) \
+                    or hasattr(type(v), "__array__"):
+                arr = np.asarray(v)
+            elif isinstance(v, np.ndarray):
+                arr = v
+            else:
+                return self._unconvertible(v)
+        except Exception:  # noqa: BLE001 - a misbehaving __array__ or a ragged list
+            return self._unconvertible(v)
+        if not isinstance(arr, np.ndarray) or not self.p.dtype_allowed(arr.dtype) \
+                or arr.ndim > self.p.MAX_DIMS:
+            return self._unconvertible(v)
+        return np.array(arr, copy=True, subok=False)
+
+    def _unconvertible(self, v: Any) -> Any:
+        try:
+            text = self._repr.repr(v)[:200]
+        except BaseException:  # noqa: BLE001
+            text = "<repr() failed>"
+        return self.p.Unconvertible(type(v).__name__[:100], text)
+
+    def _describe(self, exc: BaseException) -> dict:
+        name = type(exc).__name__
+        try:
+            message = str(exc)[:2000]
+        except BaseException:  # noqa: BLE001
+            message = "<str() of the exception failed>"
+        if isinstance(exc, SystemExit):
+            message = f"the code called sys.exit({message}); the rest of it did not run"
+        elif isinstance(exc, KeyboardInterrupt):
+            message = "KeyboardInterrupt was raised"
+        elif isinstance(exc, MemoryError):
+            message = f"ran out of memory (the limit is {self.limits['memory_mb']} MB)"
+        elif isinstance(exc, _TooLarge):
+            name = "ValueTooLarge"
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in self.labels]
+        text = ""
+        if frames:
+            text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+        try:
+            text += "".join(traceback.format_exception_only(type(exc), exc))
+        except BaseException:  # noqa: BLE001
+            text += f"{name}: {message}\n"
+        return {"type": name, "message": message, "traceback": text[-20000:]}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Structural equality of decoded inputs, never calling student ``__eq__``."""
+    if type(a) is not type(b):
+        return False
+    np = sys.modules["numpy"]
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    return a == b
+
+
+def main(argv: list[str]) -> None:
+    """Parse ``--control-fd``, ``--mode`` and ``--site`` and become the zygote."""
+    control_fd, mode = -1, "process"
+    it = iter(argv)
+    for arg in it:
+        if arg == "--control-fd":
+            control_fd = int(next(it))
+        elif arg == "--mode":
+            mode = next(it)
+        elif arg == "--site":
+            sys.path.insert(1, next(it))
+    zygote(control_fd, mode)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
