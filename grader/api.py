@@ -58,7 +58,7 @@ def run_submission(submission: Submission, assignment: Assignment, sandbox: Sand
 
 
 def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits) -> Job:
-    cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells)
+    cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells if c.source.strip())
     calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs)) for p in prepared)
     return Job(cells=cells, calls=calls, limits=limits)
 
@@ -88,7 +88,7 @@ def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResu
     results = []
     for cell in submission.cells:
         ran = by_index.get(cell.index)
-        status = ran.status if ran else ("skipped" if not cell.source.strip() else "ok")
+        status = ran.status if ran else ("skipped" if cell.notes else "ok")
         error = ran.error if ran else None
         message = f"{error.type}: {error.message}".strip() if error else ""
         results.append(CellResult(index=cell.index, status=status, message=message[:500],

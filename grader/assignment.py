@@ -208,9 +208,10 @@ class Assignment:
         expected = _call_trusted(reference_function, case)
         question = self.question(case.question)
         outputs = tuple(
-            (variant, _call_trusted(variant.implementation, case))
+            (variant, output)
             for variant in question.variants
             if variant.function == case.function and variant.implementation is not None
+            for output in _variant_output(variant, case)
         )
         return PreparedCase(case, _positional_names(reference_function, len(case.args)), expected, outputs)
 
@@ -219,6 +220,15 @@ def _call_trusted(function: Callable[..., Any], case: Case) -> Any:
     """Call reference or variant code on deep copies, so nothing can change a case's inputs."""
     result = function(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
     return np.asarray(result, dtype=np.float64) if not isinstance(result, (float, int)) else float(result)
+
+
+def _variant_output(variant: Variant, case: Case) -> tuple[Any, ...]:
+    """The variant's output on the case, or nothing where the imitated mistake cannot run (e.g. X W A B
+    with a rectangular W raises, as the student's code would): that variant is then not matched there."""
+    try:
+        return (_call_trusted(variant.implementation, case),)
+    except Exception:
+        return ()
 
 
 def _positional_names(function: Callable[..., Any], count: int) -> tuple[str, ...]:
@@ -479,9 +489,10 @@ def _import_folder(folder: Path, assignment_id: str) -> ModuleType:
 
 def _submodule(package: ModuleType, folder: Path, module_name: str, what: str) -> ModuleType:
     qualified = f"{package.__name__}.{module_name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
     path = folder / f"{module_name}.py"
+    cached = sys.modules.get(qualified)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        return cached  # the same file: reuse it (another folder with the same id must not get it)
     if not path.is_file():
         raise AssignmentError(f"{what}: no module {module_name}.py in the assignment folder", path=folder)
     spec = importlib.util.spec_from_file_location(qualified, path)

@@ -255,11 +255,13 @@ def extract_notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = 
         source = _cell_source(cell)
         question, text = _answer_marker(cell, source, known)
         if question is None:
-            if current is not None and source.strip():
+            if current is not None and source.strip() and not source.lstrip().startswith("#"):
                 answers[current].append(source.strip())
+            else:
+                current = None
             continue
         answers.setdefault(question, []).append(text)
-        current = question if not _clean_answer(text) else None
+        current = question if not text.strip() else None  # a bare heading: the answer follows it
     cleaned = {q: _clean_answer("\n\n".join(parts)) for q, parts in answers.items()}
     return {q: text for q, text in cleaned.items() if text}
 

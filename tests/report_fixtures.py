@@ -11,7 +11,14 @@ from dataclasses import replace
 
 from grader.assignment import Assignment, Concept, Question, Section
 from grader.results import (
-    ArrayDiff, BonusDecision, CaseResult, CellResult, QuestionResult, SimilarPair, Status, SubmissionResult,
+    ArrayDiff,
+    BonusDecision,
+    CaseResult,
+    CellResult,
+    QuestionResult,
+    SimilarPair,
+    Status,
+    SubmissionResult,
 )
 
 SCRIPT_ANSWER = (
@@ -102,7 +109,7 @@ def _submission(student: str, questions: dict[str, QuestionResult], bonus: Bonus
     fields = dict(
         student=student, file=f"submissions/{student}/exercise01.ipynb", assignment="ex01-peft",
         isolation="namespaces", error=None, questions=ordered, bonus=bonus,
-        score=sum(q.score for q in ordered.values()), max_score=13.0, mode="grade",
+        score=sum(q.score for q in ordered.values()), max_score=12.0, mode="grade",
         content_hash="9f2c4e1d7b3a5f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
         assignment_version="a1b2c3", graded_at="2024-06-14T10:05:00Z", duration=4.2,
     )
@@ -198,7 +205,7 @@ def unreadable(student: str = "finn.s") -> SubmissionResult:
         student=student, file=f"submissions/{student}/exercise01.ipynb", assignment="ex01-peft",
         isolation="namespaces", error="not a notebook: the file is not valid JSON (line 1, column 1); "
         "export it again from Jupyter", questions={}, bonus=BonusDecision(False, "the file could not be graded"),
-        score=0.0, max_score=13.0,
+        score=0.0, max_score=12.0,
     )
 
 

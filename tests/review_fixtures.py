@@ -96,21 +96,37 @@ SENTENCES = {
             "Prefix-tuning prepends trainable virtual tokens, i.e. extra keys and values in every attention layer.",
             "Adapters insert a small bottleneck network with a down-projection and an up-projection after a sublayer.",
             "So LoRA changes the weights, prefix-tuning changes the attention inputs and adapters change the hidden states.",
-            "All three leave the original weights frozen."],
+            "All three leave the original weights frozen.",
+            "The update of LoRA lives in weight space while the adapter acts on activations.",
+            "Prefix-tuning only influences the output through the attention weights.",
+            "Adapters are applied sequentially, LoRA in parallel to the frozen projection.",
+            "Because BA starts at zero, training starts exactly from the pretrained model."],
     "3.2": ["LoRA is easy to implement: wrap the linear layers and add two small matrices.",
             "With the huggingface peft library each method is a few lines of configuration.",
             "Adapters require to modify the layer structure and insert modules into the forward pass.",
             "Prefix-tuning needs access to the attention keys and values which is more intrusive.",
-            "Choosing the rank is the main decision for LoRA."],
+            "Choosing the rank is the main decision for LoRA.",
+            "Debugging is harder for prefix-tuning because the prefix has no direct meaning.",
+            "Adapters were the first of the three and many pretrained adapters exist on AdapterHub.",
+            "In our notebook LoRA took eight lines of numpy.",
+            "The adapter needs a decision where to put it: after attention, after the feed-forward block or both.",
+            "Prefix-tuning often uses a reparametrisation with an MLP during training which makes the code longer."],
     "3.3": ["LoRA weights can be merged into the base weights, so inference has no extra cost.",
             "Adapters add additional layers and therefore some latency at inference.",
             "Prefix-tuning uses up part of the context length, leaving a shorter context for the input.",
             "For serving many tasks at once unmerged LoRA modules can be batched.",
-            "Adapters can be switched per request."],
+            "Adapters can be switched per request.",
+            "Merged LoRA means one model per task though, unless the update is kept separate.",
+            "The prefix keys and values can be precomputed once per task.",
+            "Memory at inference is nearly the same as for the base model for all three.",
+            "Batching different tasks is hardest with merged weights."],
     "4.3d": ["Prefix-tuning concatenates learned prefix keys and values to the attention, so the queries also attend to them.",
              "The adapter is a small residual bottleneck applied to the output of the feed-forward block.",
              "LoRA adds the product of two low-rank matrices to a projection, scaled by alpha over r.",
-             "None of them changes the shapes of the layer outputs."],
+             "None of them changes the shapes of the layer outputs.",
+             "With a prefix the attention matrix gets more columns, one per prefix token.",
+             "The adapter output is added back to its input so an all-zero adapter is the identity.",
+             "LoRA in our code only touches the query and value projections."],
 }
 
 FIRST = ["Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannes", "Ines", "Jonas", "Katharina", "Lukas",
@@ -119,9 +135,29 @@ LAST = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner"
         "Öztürk", "Nguyen", "Kowalski", "García", "Rossi", "Yamamoto", "Ivanova", "Dubois"]
 
 
+VARIANTS = {
+    "model": ["model", "network", "LM", "transformer"], "small": ["small", "tiny", "little", "compact"],
+    "only": ["only", "just", "merely"], "trained": ["trained", "learned", "updated", "optimised"],
+    "much": ["much", "far", "a lot"], "because": ["because", "since", "as"], "many": ["many", "several", "lots of"],
+    "easy": ["easy", "simple", "straightforward"], "adds": ["adds", "introduces", "puts in"],
+    "the": ["the", "the", "the", "this"], "can": ["can", "may", "could"], "very": ["very", "really", "quite", ""],
+    "add": ["add", "introduce", "insert"], "uses": ["uses", "takes", "consumes"], "so": ["so", "thus", "therefore"],
+    "new": ["new", "additional", "extra"], "weights": ["weights", "weight matrices", "matrices"],
+}
+OPENERS = ["", "", "", "Basically, ", "In short, ", "As far as I understand, ", "Essentially, ", "In practice, ",
+           "Put simply, ", "Importantly, ", "First, ", "Also, "]
+
+
+def _paraphrase(rng: random.Random, sentence: str) -> str:
+    words = [rng.choice(VARIANTS[w]) if w in VARIANTS and rng.random() < 0.6 else w for w in sentence.split()]
+    text = " ".join(w for w in words if w)
+    opener = rng.choice(OPENERS)
+    return opener + (text[0].lower() + text[1:] if opener else text)
+
+
 def _answer(rng: random.Random, qid: str) -> str:
     chosen = rng.sample(SENTENCES[qid], k=rng.randint(2, min(5, len(SENTENCES[qid]))))
-    text = " ".join(chosen)
+    text = " ".join(_paraphrase(rng, sentence) for sentence in chosen)
     if rng.random() < 0.3:
         text += " " + rng.choice(["I think this is the main point.", "See also the lecture slides.",
                                   "In our experiments this held as well.", "This is my understanding."])

@@ -1,7 +1,12 @@
 """Reports and exports: the HTML pages people read and the files other platforms import."""
 
 from .export import (
-    grades_csv, gradescope_results, junit_xml, moodle_worksheet_csv, step_summary, write_exports,
+    grades_csv,
+    gradescope_results,
+    junit_xml,
+    moodle_worksheet_csv,
+    step_summary,
+    write_exports,
 )
 from .html import render_index, render_submission, safe_filename, write_html_reports
 

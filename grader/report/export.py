@@ -13,9 +13,9 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 from ..assignment import Assignment
 from ..results import QuestionResult, Status, SubmissionResult
@@ -235,8 +235,8 @@ def step_summary(results: Iterable[SubmissionResult], assignment: Assignment,
 
 
 def _single_summary(result: SubmissionResult, assignment: Assignment) -> list[str]:
-    parts = [f"**{_md(result.student)}**: {points(result.score)} / {points(_max_score(result, assignment))} points. "
-             f"{_md(bonus_sentence(result))}\n\n"]
+    total = f"{points(result.score)} / {points(_max_score(result, assignment))}"
+    parts = [f"**{_md(result.student)}**: {total} points. {_md(bonus_sentence(result))}\n\n"]
     if result.error:
         parts.append(f"> ❌ This submission could not be graded: {_md(_first_line(result.error))}\n\n")
     if result.isolation != "namespaces":

@@ -18,10 +18,11 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import jinja2
 from markdown_it import MarkdownIt
@@ -38,10 +39,12 @@ STATUS_LABELS = {
     "passed": ("✓", "Passed"),
     "failed": ("✗", "Wrong"),
     "error": ("!", "Error"),
-    "timeout": ("⏱", "Timed out"),
+    "timeout": ("◔", "Timed out"),
     "missing": ("∅", "Missing"),
     "pending": ("…", "Awaiting review"),
     "ungraded": ("–", "Not graded"),
+    "skipped": ("»", "Skipped"),  # cells only
+    "crashed": ("!", "Crashed"),
 }
 ISOLATION_LABELS = {
     "namespaces": "full isolation (bubblewrap namespaces)",
@@ -213,7 +216,7 @@ def format_number(value: Any) -> str:
         if value == 0:
             return "0"
         if 1e-3 <= abs(value) < 1e5:
-            return f"{value:.4f}".replace("-", "−")
+            return f"{value:.4f}".rstrip("0").rstrip(".").replace("-", "−")
         return f"{value:.3e}".replace("-", "−")
     return str(value)
 
@@ -411,9 +414,9 @@ def _index_view(results: list[SubmissionResult], assignment: Assignment, similar
                     seen.add(case.matched)
                     mistakes[question.id][case.matched] += 1
                     hints.setdefault((question.id, case.matched), case.hint)
-        rows.append({"result": result, "file": safe_filename(result.student) + ".html", "status": status,
-                     "cells": cells, "bonus": bonus_word(result)})
         flags = _flags(result)
+        rows.append({"result": result, "file": safe_filename(result.student) + ".html", "status": status,
+                     "cells": cells, "bonus": bonus_word(result), "flagged": bool(flags)})
         if flags:
             flagged.append({"result": result, "file": safe_filename(result.student) + ".html", "flags": flags})
     scores = [r.score for r in results]

@@ -40,6 +40,7 @@ from typing import Any  # noqa: E402
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
 _NS_WORKDIR = "/tmp/work"
+_scratch: list[str | None] = [None]  # process mode: where job dirs go (the parent removes it)
 _PREIMPORT = ("math", "random", "itertools", "functools", "collections", "statistics",
               "fractions", "decimal", "re", "time", "numpy", "numpy.linalg", "numpy.fft",
               "numpy.random", "numpy.polynomial")
@@ -88,7 +89,7 @@ def zygote(control_fd: int, mode: str) -> None:
 
 def _run_one(ctrl: socket.socket, job_fd: int, control_fd: int, cmd: dict, mode: str
              ) -> tuple[int | None, int | None]:
-    workdir = _NS_WORKDIR if mode == "namespaces" else tempfile.mkdtemp(prefix="grader-job-")
+    workdir = _NS_WORKDIR if mode == "namespaces" else tempfile.mkdtemp(dir=_scratch[0])
     pid = os.fork()
     if pid == 0:
         try:
@@ -361,6 +362,8 @@ class Job:
         return np.array(arr, copy=True, subok=False)
 
     def _unconvertible(self, v: Any) -> Any:
+        if type(v).__module__ != "builtins":  # a student's class: its __repr__ may never return
+            return self.p.Unconvertible(type(v).__name__[:100], f"<{type(v).__name__[:100]} object>")
         try:
             text = self._repr.repr(v)[:200]
         except BaseException:  # noqa: BLE001
@@ -381,15 +384,30 @@ class Job:
             message = f"ran out of memory (the limit is {self.limits['memory_mb']} MB)"
         elif isinstance(exc, _TooLarge):
             name = "ValueTooLarge"
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in self.labels]
-        text = ""
-        if frames:
-            text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+        text = self._student_frames(exc)
         try:
             text += "".join(traceback.format_exception_only(type(exc), exc))
         except BaseException:  # noqa: BLE001
             text += f"{name}: {message}\n"
         return {"type": name, "message": message, "traceback": text[-20000:]}
+
+
+    def _student_frames(self, exc: BaseException) -> str:
+        """The traceback's frames from the cells only; very deep ones keep both ends."""
+        depth = sum(1 for _ in traceback.walk_tb(exc.__traceback__))
+        if depth <= 200:
+            frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                      if f.filename in self.labels]
+            body = "".join(traceback.format_list(frames))
+        else:  # e.g. RecursionError at a raised limit: extracting a million frames takes ages
+            ours = [(f, n) for f, n in traceback.walk_tb(exc.__traceback__)
+                    if f.f_code.co_filename in self.labels]
+            head = traceback.StackSummary.extract(iter(ours[:50])).format()
+            tail = traceback.StackSummary.extract(iter(ours[-50:])).format()
+            body = "".join(head) + f"  ... {max(len(ours) - 100, 0)} more frames ...\n" \
+                + "".join(tail) if len(ours) > 100 else "".join(
+                    traceback.StackSummary.extract(iter(ours)).format())
+        return f"Traceback (most recent call last):\n{body}" if body else ""
 
 
 class _TooLarge(Exception):
@@ -421,6 +439,8 @@ def main(argv: list[str]) -> None:
             control_fd = int(next(it))
         elif arg == "--mode":
             mode = next(it)
+        elif arg == "--scratch":
+            _scratch[0] = next(it)
         elif arg == "--site":
             sys.path.insert(1, next(it))
     zygote(control_fd, mode)

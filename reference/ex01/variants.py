@@ -12,6 +12,9 @@ student API by name, and other functions of this module by name.
 
 import numpy as np
 
+from .solution import (bottleneck_adapter, feed_forward, lora_projection, prefix_self_attention,  # noqa: F401
+                       self_attention, softmax)
+
 # --------------------------------------------------------------------------- 4.1 projection
 
 
@@ -82,7 +85,12 @@ def self_attention__softmax_wrong_axis(H, W_q, W_k, W_v, causal=False):
 
 def self_attention__transposed(H, W_q, W_k, W_v, causal=False):
     """Mistake: the output returned transposed, (d_v, n) instead of (n, d_v)."""
-    return self_attention(H, W_q, W_k, W_v, causal=causal).T
+    Q, K, V = H @ W_q, H @ W_k, H @ W_v
+    scores = Q @ K.T / np.sqrt(K.shape[1])
+    if causal:
+        n = scores.shape[0]
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=1), -np.inf, scores)
+    return (softmax(scores) @ V).T
 
 
 def self_attention__mask_reversed(H, W_q, W_k, W_v, causal=False):

@@ -1,0 +1,316 @@
+"""The student bundle: a template notebook, the public cases as data, a CI workflow and a README.
+
+``release(assignment, out)`` writes what students get for one assignment:
+
+- ``<id>.ipynb``: the sheet's text as markdown cells, one code cell per student function (the
+  reference's signature and docstring, body ``raise NotImplementedError``) and one tagged markdown
+  answer cell per written question;
+- ``assignment.json``: :func:`grader.assignment.bundle_document`, the public cases with their expected
+  values as plain data (no code, no hidden cases);
+- ``.github/workflows/grader.yml``: GitHub Actions running ``grader ci`` on every push;
+- ``README.md``: how to work on the notebook and check it;
+- ``.grader/grader-*.whl`` when grader runs from a source checkout, so CI installs this very version.
+
+Nothing here is specific to one exercise.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+from .assignment import BUNDLE_FILE, Assignment, Question, bundle_document
+from .errors import AssignmentError, GraderError
+
+ANSWER_PLACEHOLDER = "*Your answer here.*"
+WORKFLOW_FILE = Path(".github") / "workflows" / "grader.yml"
+WHEEL_FOLDER = ".grader"
+README_FILE = "README.md"
+NUMPY_IMPORT = "import numpy as np"
+
+
+def release(assignment: Assignment, out: Path, *, wheel: bool = True) -> list[Path]:
+    """Write the student bundle of ``assignment`` into ``out``; return the files written.
+
+    With ``wheel`` (the default), a grader running from a source checkout is built into a wheel under
+    ``out/.grader/`` for the CI workflow to install; an installed grader needs no wheel (CI installs
+    it from the package index).
+    """
+    if not assignment.has_reference:
+        raise AssignmentError("a bundle is released from the reference folder (reference/<id>/), "
+                              "not from another bundle", path=assignment.path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    notebook_path = out / f"{assignment.id}.ipynb"
+    nbformat.write(template_notebook(assignment), str(notebook_path))
+    written.append(notebook_path)
+
+    bundle_path = out / BUNDLE_FILE
+    bundle_path.write_text(json.dumps(bundle_document(assignment), indent=1, ensure_ascii=False) + "\n",
+                           encoding="utf-8")
+    written.append(bundle_path)
+
+    workflow_path = out / WORKFLOW_FILE
+    workflow_path.parent.mkdir(parents=True, exist_ok=True)
+    workflow_path.write_text(workflow_text(), encoding="utf-8")
+    written.append(workflow_path)
+
+    readme_path = out / README_FILE
+    readme_path.write_text(readme_text(assignment), encoding="utf-8")
+    written.append(readme_path)
+
+    if wheel:
+        root = source_checkout()
+        if root is not None:
+            written.append(build_wheel(root, out / WHEEL_FOLDER))
+    return written
+
+
+# --------------------------------------------------------------------------- the template notebook
+
+
+def template_notebook(assignment: Assignment) -> nbformat.NotebookNode:
+    """The notebook students fill in: the sheet's text, function stubs and answer cells."""
+    if not assignment.has_reference:
+        raise AssignmentError("the template needs the reference module for the function signatures",
+                              path=assignment.path)
+    cells: list[nbformat.NotebookNode] = []
+
+    def add(cell: nbformat.NotebookNode, slug: str) -> None:
+        cell["id"] = f"c{len(cells):02d}-{re.sub(r'[^A-Za-z0-9_-]', '-', slug)}"[:64]
+        cells.append(cell)
+
+    add(nbformat.v4.new_markdown_cell(_intro_markdown(assignment)), "intro")
+    home = _function_homes(assignment)
+    first_code = True
+    for section_title, section_text, questions in _sections_in_order(assignment):
+        if section_title or section_text:
+            add(nbformat.v4.new_markdown_cell(_join(f"## {section_title}" if section_title else "", section_text)),
+                f"section-{section_title[:20]}")
+        for question in questions:
+            add(nbformat.v4.new_markdown_cell(_question_markdown(question, home)), f"question-{question.id}")
+            for name in (n for n in question.functions if home[n] == question.id):
+                source = function_stub(assignment, name)
+                if first_code:
+                    source, first_code = f"{NUMPY_IMPORT}\n\n\n{source}", False
+                add(nbformat.v4.new_code_cell(source, metadata={"tags": [f"function-{name}"]}), f"function-{name}")
+            if question.kind == "written":
+                add(nbformat.v4.new_markdown_cell(answer_cell_source(question.id),
+                                                  metadata={"tags": [f"answer-{question.id}"]}),
+                    f"answer-{question.id}")
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata.update({
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "grader": {"assignment": assignment.id, "version": assignment.version},
+    })
+    return notebook
+
+
+def answer_cell_source(question_id: str, answer: str = ANSWER_PLACEHOLDER) -> str:
+    """The markdown of an answer cell: the ``### Answer <id>`` marker line, then the answer."""
+    return f"### Answer {question_id}\n\n{answer.strip()}"
+
+
+def function_stub(assignment: Assignment, name: str) -> str:
+    """The reference function's signature and docstring, exactly as written, with a body that raises."""
+    function = getattr(assignment.reference, name, None)
+    if not callable(function):
+        raise AssignmentError(f"the reference module has no function {name!r}", path=assignment.path)
+    source = textwrap.dedent(inspect.getsource(function))
+    node = ast.parse(source).body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise AssignmentError(f"reference {name!r} is not a plain function definition", path=assignment.path)
+    lines = source.splitlines()
+    first_body = node.body[0]
+    has_docstring = ast.get_docstring(node, clean=False) is not None
+    if first_body.lineno > node.lineno:  # the usual layout: header lines, then the body below them
+        header = lines[node.lineno - 1:first_body.lineno - 1]
+        docstring = lines[first_body.lineno - 1:first_body.end_lineno] if has_docstring else []
+    else:  # a one-line def: rebuild the header from the syntax tree
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+        header = [f"def {node.name}({ast.unparse(node.args)}){returns}:"]
+        docstring = [f"    {ast.unparse(first_body)}"] if has_docstring else []
+    return "\n".join(header + docstring + ["    raise NotImplementedError"]) + "\n"
+
+
+def _function_homes(assignment: Assignment) -> dict[str, str]:
+    """Each function's cell sits under the last question that grades it (its building blocks come first)."""
+    home: dict[str, str] = {}
+    for question in assignment.questions:
+        for name in question.functions:
+            home[name] = question.id
+    return home
+
+
+def _sections_in_order(assignment: Assignment) -> list[tuple[str, str, list[Question]]]:
+    groups: list[tuple[str, str, list[Question]]] = []
+    known = {s.id for s in assignment.sections}
+    for section in assignment.sections:
+        groups.append((section.title, section.text, [q for q in assignment.questions if q.section == section.id]))
+    loose = [q for q in assignment.questions if q.section not in known]
+    if loose:
+        groups.append(("", "", loose))
+    return groups
+
+
+def _intro_markdown(assignment: Assignment) -> str:
+    how = (f"Fill in the function cells (keep the names and signatures) and the answer cells "
+           f"(replace `{ANSWER_PLACEHOLDER}`). Check your work with `grader check {assignment.id}.ipynb`; "
+           f"see README.md.")
+    intro = assignment.intro.strip() or f"# {assignment.title}"
+    return _join(intro, f"> {how}")
+
+
+def _question_markdown(question: Question, home: dict[str, str]) -> str:
+    points = f"{question.points:g} point" + ("" if question.points == 1 else "s")
+    facts = [points, "counts for the bonus" if question.bonus else "does not count for the bonus"]
+    if question.functions:
+        placed = [f"`{n}`" + ("" if home[n] == question.id else f" (its cell is under {home[n]})")
+                  for n in question.functions]
+        facts.append("graded functions: " + ", ".join(placed))
+    if question.kind == "written":
+        where = f"answer in the cell below, which starts with `### Answer {question.id}`"
+        if question.min_words:
+            where += f" (at least {question.min_words} words)"
+        facts.append(where)
+    return _join(f"### {question.id} {question.title}", question.prompt.strip(), f"*{'; '.join(facts)}.*")
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+# --------------------------------------------------------------------------- CI workflow and README
+
+
+def workflow_text() -> str:
+    """The GitHub Actions workflow of a student repository: install grader, run ``grader ci``."""
+    return textwrap.dedent(f"""\
+        # Written by `grader release`: checks the notebook on every push.
+        name: grader
+
+        on:
+          push:
+          pull_request:
+          workflow_dispatch:
+
+        jobs:
+          check:
+            runs-on: ubuntu-latest
+            timeout-minutes: 15
+            steps:
+              - uses: actions/checkout@v4
+              - uses: actions/setup-python@v5
+                with:
+                  python-version: "3.11"
+              - name: Install the sandbox (bubblewrap)
+                run: |
+                  sudo apt-get update
+                  sudo apt-get install -y bubblewrap
+                  # Ubuntu 24.04 restricts unprivileged user namespaces, which bubblewrap needs.
+                  sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 || true
+              - name: Install grader
+                run: |
+                  python -m pip install --upgrade pip
+                  if ls {WHEEL_FOLDER}/*.whl >/dev/null 2>&1; then
+                    python -m pip install {WHEEL_FOLDER}/*.whl
+                  else
+                    python -m pip install grader
+                  fi
+              - name: Check the submission
+                run: grader ci
+        """)
+
+
+def readme_text(assignment: Assignment) -> str:
+    """The student README: what to fill in, how to check it, where written answers go."""
+    notebook = f"{assignment.id}.ipynb"
+    written = [q for q in assignment.questions if q.kind == "written"]
+    code = [q for q in assignment.questions if q.kind == "code"]
+    lines = [
+        f"# {assignment.title}",
+        "",
+        f"Your work goes into **`{notebook}`**. Open it in Jupyter (or VS Code, or Colab) and fill it in.",
+        "",
+        "## Code questions",
+        "",
+        "Each function you implement has its own code cell with its name, its parameters and a",
+        "docstring saying what it takes and returns; its body is `raise NotImplementedError`. Replace",
+        "that line with your implementation. Keep the function names and parameters as they are: the",
+        "grader calls them by name. You may add helper functions and cells, and your functions may call",
+        "each other. Use numpy; return arrays (or a float where the docstring says so).",
+        "",
+    ]
+    if code:
+        lines += [f"Graded functions: {', '.join(f'`{n}`' for n in assignment.functions)}.", ""]
+    if written:
+        ids = ", ".join(q.id for q in written)
+        lines += [
+            "## Written answers",
+            "",
+            f"Questions {ids} are answered in words. Each has a markdown cell that starts with the line",
+            "`### Answer <id>` (for example `### Answer " + written[0].id + "`) followed by",
+            f"`{ANSWER_PLACEHOLDER}`. Replace the placeholder with your answer and keep the first line: it",
+            "tells the grader which question the cell answers. Written answers are read by your",
+            "instructors; `grader check` only tells you whether an answer is there.",
+            "",
+        ]
+    lines += [
+        "## Checking your work",
+        "",
+        "Install grader and check the notebook against the public test cases (the sheet's worked",
+        "example and a few small cases); the report names what is still missing or wrong:",
+        "",
+        "```",
+        "pip install grader",
+        f"grader check {notebook}",
+        "```",
+        "",
+        "Every push to your repository runs the same check on GitHub (see the Actions tab;",
+        f"`{WORKFLOW_FILE.as_posix()}`). `{BUNDLE_FILE}` holds the public cases; do not edit it.",
+        "Your final grade also uses further test cases with other inputs and shapes, so a function that",
+        "only reproduces the sheet's numbers will not pass them.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the grader wheel
+
+
+def source_checkout() -> Path | None:
+    """The project root when grader runs from a source checkout (the folder above the package that
+    holds pyproject.toml); None for an installed grader."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "grader").is_dir() else None
+
+
+def build_wheel(root: Path, folder: Path) -> Path:
+    """Build grader's wheel from ``root`` into ``folder`` with ``pip wheel --no-deps``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("grader-*.whl"):
+        old.unlink()
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(folder), str(root)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    except subprocess.CalledProcessError as error:
+        detail = (error.stderr or error.stdout or "").strip().splitlines()[-5:]
+        raise GraderError(f"could not build the grader wheel from {root}: " + " / ".join(detail)
+                          + " (release without the wheel, and CI installs grader from the package index)") from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise GraderError(f"could not build the grader wheel from {root}: {error}") from None
+    wheels = sorted(folder.glob("grader-*.whl"))
+    if not wheels:
+        raise GraderError(f"pip wheel built no grader wheel into {folder}")
+    return wheels[-1]

@@ -1,0 +1,239 @@
+"""The student bundle: a working template, the public cases as data, and nothing the students must not see."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import textwrap
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader.assignment import load_assignment, load_bundle
+from grader.release import ANSWER_PLACEHOLDER, function_stub, release, source_checkout, template_notebook
+
+FOLDER = Path(__file__).resolve().parents[1] / "reference" / "ex01"
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return load_assignment(FOLDER)
+
+
+@pytest.fixture(scope="module")
+def bundle(assignment, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle")
+    files = release(assignment, out, wheel=False)
+    return out, files
+
+
+@pytest.fixture(scope="module")
+def notebook(bundle):
+    out, _ = bundle
+    return nbformat.read(str(out / "ex01.ipynb"), as_version=4)
+
+
+def _code_cells(notebook):
+    return [c for c in notebook.cells if c.cell_type == "code"]
+
+
+def test_release_writes_the_bundle(bundle):
+    out, files = bundle
+    names = {p.relative_to(out).as_posix() for p in files}
+    assert names == {"ex01.ipynb", "assignment.json", ".github/workflows/grader.yml", "README.md"}
+    assert all(p.is_file() for p in files)
+
+
+def test_template_is_a_valid_notebook(notebook):
+    nbformat.validate(notebook)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert len({c.id for c in notebook.cells}) == len(notebook.cells)
+
+
+def test_template_is_deterministic(assignment):
+    assert nbformat.writes(template_notebook(assignment)) == nbformat.writes(template_notebook(assignment))
+
+
+def test_one_code_cell_per_function_with_numpy_first(assignment, notebook):
+    cells = _code_cells(notebook)
+    assert cells[0].source.startswith("import numpy as np\n")
+    defined = [n.name for c in cells for n in ast.parse(c.source).body if isinstance(n, ast.FunctionDef)]
+    assert sorted(defined) == sorted(assignment.functions)
+    assert len(cells) == len(assignment.functions)
+
+
+def test_sheet_text_is_in_markdown(assignment, notebook):
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "Glavaš" in markdown and "14.06.2024" in markdown
+    for section in assignment.sections:
+        assert section.title in markdown
+    for question in assignment.questions:
+        assert question.prompt.strip()[:60] in markdown
+    assert r"W_{de \rightarrow en}" in markdown and "0.8109" in markdown
+
+
+def test_template_runs_and_every_function_raises_not_implemented(assignment, notebook):
+    namespace: dict = {}
+    for cell in _code_cells(notebook):
+        exec(cell.source, namespace)
+    for prepared in assignment.prepared_cases(include_hidden=False):
+        with pytest.raises(NotImplementedError):
+            namespace[prepared.case.function](*prepared.case.args, **prepared.case.kwargs)
+    assert all(callable(namespace[name]) for name in assignment.functions)
+
+
+def test_stub_keeps_the_reference_signature_and_docstring(assignment):
+    for name in assignment.functions:
+        reference = getattr(assignment.reference, name)
+        namespace: dict = {}
+        exec(function_stub(assignment, name), namespace)
+        assert inspect.signature(namespace[name]) == inspect.signature(reference)
+        assert inspect.getdoc(namespace[name]) == inspect.getdoc(reference)
+
+
+def test_template_with_reference_bodies_passes_every_public_case(assignment, bundle, notebook):
+    out, _ = bundle
+    namespace: dict = {}
+    for cell in _code_cells(notebook):
+        name = cell.metadata["tags"][0].removeprefix("function-")
+        source = textwrap.dedent(inspect.getsource(getattr(assignment.reference, name)))
+        exec(("import numpy as np\n" if cell.source.startswith("import numpy") else "") + source, namespace)
+    shipped = load_bundle(out / "assignment.json")
+    cases = shipped.prepared_cases(include_hidden=False)
+    assert len(cases) == len(assignment.prepared_cases(include_hidden=False))
+    for prepared in cases:
+        tolerance = shipped.question(prepared.case.question).tolerance
+        got = namespace[prepared.case.function](*prepared.case.args, **prepared.case.kwargs)
+        assert np.allclose(np.asarray(got, dtype=float), prepared.expected, rtol=tolerance.rtol, atol=tolerance.atol), \
+            prepared.case.id
+
+
+def test_answer_cells_carry_tag_and_heading(assignment, notebook):
+    written = [q.id for q in assignment.questions if q.kind == "written"]
+    answers = [c for c in notebook.cells if any(t.startswith("answer-") for t in c.metadata.get("tags", []))]
+    assert [c.metadata["tags"] for c in answers] == [[f"answer-{i}"] for i in written]
+    for question_id, cell in zip(written, answers):
+        assert cell.cell_type == "markdown"
+        first, *rest = cell.source.splitlines()
+        assert first == f"### Answer {question_id}"
+        assert [line for line in rest if line.strip()] == [ANSWER_PLACEHOLDER]
+
+
+def test_workflow_and_readme(bundle):
+    out, _ = bundle
+    workflow = (out / ".github/workflows/grader.yml").read_text()
+    for needle in ("actions/checkout", "actions/setup-python", '"3.11"', "apt-get install -y bubblewrap",
+                   ".grader/*.whl", "pip install grader", "grader ci"):
+        assert needle in workflow
+    readme = (out / "README.md").read_text()
+    assert "grader check ex01.ipynb" in readme and "### Answer" in readme and ANSWER_PLACEHOLDER in readme
+
+
+# --------------------------------------------------------------------------- nothing leaks
+
+
+def _bundle_texts(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in out.rglob("*") if p.is_file()}
+
+
+def _body_statements(function) -> list[ast.stmt]:
+    node = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    return [s for stmt in body for s in ast.walk(stmt) if isinstance(s, ast.stmt)]
+
+
+def _module_functions(module):
+    return [f for f in vars(module).values() if inspect.isfunction(f) and f.__module__ == module.__name__]
+
+
+def _code_lines(module) -> set[str]:
+    lines = set()
+    for function in _module_functions(module):
+        node = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+        docstring = node.body[0] if ast.get_docstring(node) is not None else None
+        source = textwrap.dedent(inspect.getsource(function)).splitlines()
+        skip = set(range(docstring.lineno - 1, docstring.end_lineno)) if docstring else set()
+        lines |= {line.strip() for i, line in enumerate(source) if i not in skip and i > 0 and len(line.strip()) >= 12}
+    return lines
+
+
+def test_no_reference_code_in_the_template(assignment, notebook):
+    template = {ast.dump(s) for c in _code_cells(notebook) for s in ast.walk(ast.parse(c.source))
+                if isinstance(s, ast.stmt)}
+    for function in _module_functions(assignment.reference):
+        for statement in _body_statements(function):
+            assert ast.dump(statement) not in template, f"{function.__name__}: {ast.unparse(statement)}"
+
+
+def test_no_reference_or_variant_code_in_any_bundle_file(assignment, bundle):
+    import sys
+
+    out, _ = bundle
+    variants = sys.modules[assignment.reference.__name__.rpartition(".")[0] + ".variants"]
+    lines = _code_lines(assignment.reference) | _code_lines(variants)
+    assert len(lines) > 50
+    # What ships on purpose: signatures and docstrings (the stubs), prompts, notes and hints.
+    shipped = "\n".join([function_stub(assignment, n) for n in assignment.functions]
+                        + [q.prompt for q in assignment.questions]
+                        + [v.message for q in assignment.questions for v in q.variants])
+    lines = {line for line in lines if line not in shipped}
+    for name, text in _bundle_texts(out).items():
+        leaked = sorted(line for line in lines if line in text)
+        assert not leaked, f"{name} contains {leaked[:3]}"
+        assert "variants:" not in text and "def self_attention__" not in text
+
+
+def test_no_hidden_case_values_in_any_bundle_file(assignment, bundle):
+    out, _ = bundle
+    texts = "\n".join(_bundle_texts(out).values())
+    hidden = [p for p in assignment.prepared_cases(include_hidden=True) if not p.case.public]
+    shipped_ids = {c["id"] for c in json.loads((out / "assignment.json").read_text())["cases"]}
+    assert not shipped_ids & {p.case.id for p in hidden}
+    checked = 0
+    for prepared in hidden:  # expected values: full-precision floats, none may appear in any file
+        for number in np.asarray(prepared.expected, dtype=float).ravel()[:4]:
+            if round(number, 4) != number:
+                checked += 1
+                assert repr(float(number)) not in texts, (prepared.case.id, number)
+    assert checked > 100
+    shipped_arrays = [a for p in load_bundle(out / "assignment.json").prepared_cases(False) for a in _arrays(p.case)]
+    for prepared in hidden:  # inputs: rounded like the sheet's, so compare whole arrays
+        for array in _arrays(prepared.case):
+            assert not any(a.shape == array.shape and np.array_equal(a, array) for a in shipped_arrays), \
+                prepared.case.id
+
+
+def _arrays(case):
+    found = []
+
+    def walk(value):
+        if isinstance(value, np.ndarray):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+    walk((case.args, case.kwargs))
+    return found
+
+
+def test_release_refuses_a_bundle(tmp_path, bundle):
+    from grader.errors import AssignmentError
+
+    out, _ = bundle
+    with pytest.raises(AssignmentError):
+        release(load_bundle(out / "assignment.json"), tmp_path)
+
+
+@pytest.mark.slow
+def test_release_builds_the_grader_wheel_from_a_checkout(assignment, tmp_path):
+    if source_checkout() is None:
+        pytest.skip("grader is installed, not a source checkout")
+    files = release(assignment, tmp_path)
+    wheels = [p for p in files if p.suffix == ".whl"]
+    assert len(wheels) == 1 and wheels[0].parent == tmp_path / ".grader"
