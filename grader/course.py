@@ -122,10 +122,10 @@ def find_similar(sources: list[tuple[Path, str]], assignment: Assignment) -> lis
         code[student] = submission.code
         answers[student] = submission.answers
     template_code = ""
-    if assignment.has_reference:
-        from .release import template_code as make_template_code
+    if assignment.has_reference:  # what every student was given is not evidence of copying
+        from .release import template_notebook
 
-        template_code = make_template_code(assignment)
+        template_code = "\n\n".join(c.source for c in template_notebook(assignment).cells if c.cell_type == "code")
     return similar_pairs(code, answers, template_code=template_code)
 
 

@@ -44,3 +44,7 @@ class SandboxError(GraderError):
 
 class ConfigError(GraderError):
     """A command-line option or configuration value is invalid."""
+
+
+class GradebookError(GraderError):
+    """The gradebook file cannot be opened or upgraded, or an import file holds bad data."""

@@ -29,7 +29,7 @@ def _code_feedback(cases: tuple[CaseResult, ...], passed: int) -> str:
     total = len(cases)
     if passed == total:
         notes = sorted({c.note for c in cases if c.note})
-        return "\n".join([f"All {total} checks passed.", *notes])
+        return "\n".join(["The check passed." if total == 1 else f"All {total} checks passed.", *notes])
     failing = [c for c in cases if c.status is not Status.PASSED]
     first = max(failing, key=lambda c: SEVERITY[c.status])
     if all(c.status is Status.MISSING for c in failing) and passed == 0:
@@ -134,9 +134,11 @@ def decide_bonus(questions: dict[str, QuestionResult], rule: BonusRule, mode: st
         if rejected:
             problems.append(f"{_join(rejected)} {'was' if len(rejected) == 1 else 'were'} not accepted")
         return BonusDecision(False, f"Not yet: {'; '.join(problems)}.")
-    waiting = "check: answers are reviewed when the instructor grades" if mode == "check" else "review"
+    if mode == "check":
+        return BonusDecision(None, f"Pending: the answers to {_join(pending)} are there; the instructor reviews "
+                                   "them when grading.")
     return BonusDecision(None, f"Pending: {_join(pending)} await{'s' if len(pending) == 1 else ''} the "
-                               f"instructor's {waiting}.")
+                               "instructor's review.")
 
 
 def _count_word(n: int) -> str:

@@ -21,14 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from .assignment import Assignment
-from .errors import GraderError
+from .errors import GradebookError
 from .results import ManualDecision, SubmissionResult
 
 GRADEBOOK_FILE = "gradebook.sqlite"
-
-
-class GradebookError(GraderError):
-    """The gradebook file cannot be opened or upgraded, or an import file holds bad data."""
 
 
 def default_path(reports_dir: Path, assignment_id: str) -> Path:

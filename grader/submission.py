@@ -53,14 +53,14 @@ class Submission:
 def find_submissions(paths: list[Path]) -> list[Path]:
     """Expand the command line: a file is one submission; a folder of submissions is many.
 
-    A folder counts as a single submission when it directly holds a notebook or module and no
-    further folders of submissions (a student's folder); otherwise each of its entries is one.
+    A folder is a single student's submission when it holds exactly one notebook or module and no
+    other folders; otherwise each of its entries (file or student folder) is one submission.
     """
     found: list[Path] = []
     for path in paths:
         if path.is_dir() and not _is_single_submission_folder(path):
             for entry in sorted(path.iterdir()):
-                if entry.name.startswith(".") or entry.name.startswith("_"):
+                if entry.name.startswith((".", "_")):
                     continue
                 if entry.is_dir() or entry.suffix.lower() in SUBMISSION_SUFFIXES:
                     found.append(entry)
@@ -70,8 +70,9 @@ def find_submissions(paths: list[Path]) -> list[Path]:
 
 
 def _is_single_submission_folder(folder: Path) -> bool:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".ipynb", ".py")]
-    return len(files) >= 1 and not any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+    entries = [p for p in folder.iterdir() if not p.name.startswith((".", "_"))]
+    files = [p for p in entries if p.is_file() and p.suffix.lower() in SUBMISSION_SUFFIXES]
+    return len(files) == 1 and not any(p.is_dir() for p in entries)
 
 
 def student_id(path: Path) -> str:

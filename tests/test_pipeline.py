@@ -23,7 +23,7 @@ from grader.api import grade_many, grade_submission
 from grader.assignment import load_assignment
 from grader.results import Status
 from grader.sandbox import available_isolation
-from grader.submission import ANSWER_PLACEHOLDER, answer_variable
+from grader.submission import answer_variable
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).parent / "scenarios"

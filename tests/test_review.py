@@ -210,7 +210,8 @@ def test_review_by_keyboard_persists(review, page, course):
     page.keyboard.press("r")
     page.wait_for_selector("#card-2.rejected")
     assert page.locator("#progress-text").inner_text() != total_before
-    assert page.locator("#progress-text").inner_text().startswith("6 / ")
+    decided = len(first) + len(second) + len(third)
+    assert page.locator("#progress-text").inner_text().startswith(f"{decided} / ")
 
     page.reload()
     assert "accepted" in page.locator("#card-0 .state").inner_text()
@@ -221,9 +222,9 @@ def test_review_by_keyboard_persists(review, page, course):
     with Gradebook(path) as book:
         decisions = book.all_decisions(A)
     assert all(decisions[s]["2.1"].accepted is True for s in first)
-    assert decisions[second[0]]["2.1"].score == 1.0 and "no word" in decisions[second[0]]["2.1"].comment
-    assert decisions[third[0]]["2.1"].accepted is False
-    assert set(called) == set(first) | {second[0], third[0]}
+    assert all(decisions[s]["2.1"].score == 1.0 and "no word" in decisions[s]["2.1"].comment for s in second)
+    assert all(decisions[s]["2.1"].accepted is False for s in third)
+    assert set(called) == set(first) | set(second) | set(third)
     assert not errors
 
 

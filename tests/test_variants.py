@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from grader.assignment import load_assignment
 
 FOLDER = Path(__file__).resolve().parents[1] / "reference" / "ex01"
-sys.path.insert(0, str(FOLDER))
-import make_examples  # noqa: E402
+_spec = importlib.util.spec_from_file_location("ex01_make_examples", FOLDER / "make_examples.py")
+make_examples = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_examples)
 
 # Mistakes whose imitation needs particular shapes (a square W, d == d_k), as the student's code would.
 SHAPE_LIMITED = {"project__transposed_weight", "lora_projection__xwab", "prefix_self_attention__prefix_projected",

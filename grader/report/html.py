@@ -379,11 +379,11 @@ def _flags(result: SubmissionResult) -> list[tuple[str, str]]:
     if result.error:
         flags.append(("error", f"could not be graded: {result.error.splitlines()[0] if result.error else ''}"))
     timed_out = [q for q, r in result.questions.items() if r.status == Status.TIMEOUT]
-    timed_out += [f"cell {c.index}" for c in result.cells if c.status == "timeout"]
+    timed_out += [f"cell {c.index + 1}" for c in result.cells if c.status == "timeout"]
     if timed_out:
         flags.append(("timeout", "timed out in " + ", ".join(timed_out)))
     errored = [q for q, r in result.questions.items() if r.status == Status.ERROR]
-    crashed = [f"cell {c.index}" for c in result.cells if c.status == "crashed"]
+    crashed = [f"cell {c.index + 1}" for c in result.cells if c.status == "crashed"]
     if errored or crashed:
         flags.append(("error", "errors in " + ", ".join(errored + crashed)))
     if result.isolation != "namespaces":

@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import nbformat  # noqa: E402
 
 from grader.assignment import Assignment, load_assignment  # noqa: E402
-from grader.release import ANSWER_PLACEHOLDER, answer_cell_source, template_notebook  # noqa: E402
+from grader.release import answer_cell_source, template_notebook  # noqa: E402
 
 NUMPY_IMPORT = "import numpy as np"
 
