@@ -13,6 +13,7 @@ outputs of the known mistakes on them) as plain JSON, so ``grader check`` works 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
 import json
@@ -511,12 +512,24 @@ def _exec_module(spec: Any, module: ModuleType, path: Path) -> None:
 
 
 def _folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
+    """The assignment's version: its files and grader's own code (a new grader may judge differently,
+    so cached results from an older one must not be reused)."""
+    digest = hashlib.sha256(_engine_fingerprint().encode())
     for path in sorted(folder.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_fingerprint() -> str:
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".j2", ".css") and "__pycache__" not in path.parts:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _validate_cases(assignment: Assignment, cases: list[Case]) -> None:

@@ -243,14 +243,15 @@ def _print_result(result: SubmissionResult) -> None:
 
 
 def _print_course_summary(run) -> None:
-    results = run.results
-    errors = sum(1 for r in results if r.error)
-    awarded = sum(1 for r in results if r.bonus.awarded)
-    pending = sum(1 for r in results if r.bonus.awarded is None)
-    print(f"graded {len(results)} submissions ({run.reused} unchanged, reused) for {run.assignment}: "
-          f"bonus awarded {awarded}, pending review {pending}, unreadable {errors}")
-    if run.similar:
-        print(f"{len(run.similar)} pairs of similar submissions flagged (see the overview)")
+    summary = run.summary
+    print(f"graded {summary.submissions} submissions ({summary.reused} unchanged, reused) for {run.assignment}: "
+          f"bonus awarded {summary.bonus_awarded}, pending review {summary.bonus_pending}, "
+          f"unreadable {summary.unreadable}")
+    if summary.similar:
+        pairs = "pair" if summary.similar == 1 else "pairs"
+        print(f"{summary.similar} {pairs} of similar submissions flagged (see the overview)")
+    if not run.files:
+        print("nothing changed since the last run: the reports are up to date")
     print(f"reports: {run.out_dir / 'index.html'}")
     print(f"results: {run.results_file}")
 

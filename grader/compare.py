@@ -27,17 +27,21 @@ def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names
         case_id=case.id,
         function=case.function,
         public=case.public,
-        inputs=describe_inputs(prepared) if case.public else None,
         input_shapes=input_shapes(prepared),
         output=getattr(outcome, "output", "") or "",
+        description=case.description if case.public else "",
     )
+    # the inputs help a student debug a public case that did not pass; every other result does without
+    # them (they would repeat the same matrices in every student's result)
+    inputs = describe_inputs(prepared) if case.public else None
     verdict = _outcome_problem(outcome, case.function, names)
     if verdict is not None:
         status, message, traceback = verdict
-        return CaseResult(status=status, message=message, traceback=traceback, **base)
+        shown = inputs if status is not Status.MISSING else None
+        return CaseResult(status=status, message=message, traceback=traceback, inputs=shown, **base)
     received, problem = as_numeric(outcome.value)
     if problem:
-        return CaseResult(status=Status.FAILED, message=problem, **base)
+        return CaseResult(status=Status.FAILED, message=problem, inputs=inputs, **base)
     result = judge_value(received, prepared, question.tolerance)
     details = result.get("details", "")
     mutated = tuple(getattr(outcome, "mutated_args", ()) or ())
@@ -46,7 +50,8 @@ def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names
         details = (details + "\n" if details else "") + (
             f"Note: your function changed its input {names_changed} in place. Grading gave every call a "
             "fresh copy, but code that calls your function may be surprised; prefer working on copies.")
-    return CaseResult(details=details, **{k: v for k, v in result.items() if k != "details"}, **base)
+    shown = inputs if result["status"] is not Status.PASSED else None
+    return CaseResult(details=details, inputs=shown, **{k: v for k, v in result.items() if k != "details"}, **base)
 
 
 def _outcome_problem(outcome: Any, function: str, names: tuple[str, ...]) -> tuple[Status, str, str | None] | None:

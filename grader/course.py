@@ -7,10 +7,11 @@ applied, and everything a person reads is rendered from that.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,30 +19,51 @@ from .api import grade_many, required_isolation
 from .assignment import Assignment
 from .errors import SubmissionError
 from .moodle import extract_moodle, is_moodle_archive, moodle_identities
-from .report import write_exports, write_html_reports
-from .results import SimilarPair, SubmissionResult, results_document
+from .results import SCHEMA_VERSION, SimilarPair, SubmissionResult, plain, results_document
 from .score import apply_decisions
 from .similarity import similar_pairs
 from .store import Gradebook
 from .submission import find_submissions, load_submission, student_id, submission_hash
 
 GRADEBOOK_FILE = "gradebook.sqlite"
+RESULTS_FILE = "results.json"
+SIMILAR_FILE = "similar.json"
+STAMP_FILE = ".outputs.json"
+
+
+@dataclass(frozen=True)
+class CourseSummary:
+    submissions: int
+    reused: int  # results taken from the gradebook (unchanged submissions)
+    bonus_awarded: int
+    bonus_pending: int
+    unreadable: int
+    similar: int  # flagged pairs
+
+    @classmethod
+    def of(cls, results: list[SubmissionResult], reused: int, similar: int) -> "CourseSummary":
+        return cls(len(results), reused, sum(1 for r in results if r.bonus.awarded),
+                   sum(1 for r in results if r.bonus.awarded is None), sum(1 for r in results if r.error), similar)
 
 
 @dataclass
 class CourseRun:
-    """What a course grading run produced."""
+    """What a course grading run produced.
+
+    ``results`` is empty when nothing changed since the last run: the outputs on disk are current
+    and were not rewritten (``files`` is empty too).
+    """
 
     assignment: str
     out_dir: Path
-    results: list[SubmissionResult]
-    reused: int = 0  # results taken from the gradebook (unchanged submissions)
+    summary: CourseSummary
+    results: list[SubmissionResult] = field(default_factory=list)
     similar: list[SimilarPair] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
     @property
     def results_file(self) -> Path:
-        return self.out_dir / "results.json"
+        return self.out_dir / RESULTS_FILE
 
 
 def gradebook_path(out_dir: Path) -> Path:
@@ -72,42 +94,172 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
                  progress: Callable[[SubmissionResult], None] | None = None,
                  on_start: Callable[[int], None] | None = None) -> CourseRun:
     """Grade every submission under ``paths`` and write results, reports and exports to ``out_dir``."""
-    isolation = required_isolation(allow_reduced_isolation)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="grader-moodle-"))
     try:
         sources, identities = collect_sources(paths, scratch)
-        if on_start:
-            on_start(len(sources))
+        hashes = {student: submission_hash(path) for path, student in sources}
         with Gradebook(gradebook_path(out_dir)) as gradebook:
-            run_id = gradebook.start_run(assignment.id, assignment.version, "grade")
-            reused = 0
-
-            def cached(path: Path, student: str) -> SubmissionResult | None:
-                nonlocal reused
-                if force:
-                    return None
-                digest = submission_hash(path)
-                hit = gradebook.cached(digest, assignment.version, "grade") if digest else None
-                if hit is not None and hit.student == student:
-                    reused += 1
-                    return hit
-                return None
-
-            results = []
-            for result in grade_many(sources, assignment, jobs=jobs, isolation=isolation, cached=cached,
-                                     progress=progress):
-                gradebook.record(run_id, result)
-                results.append(result)
             decisions = gradebook.all_decisions(assignment.id)
-            gradebook.finish_run(run_id)
-        results = [apply_decisions(r, assignment, decisions.get(r.student, {})) for r in results]
-        similar = find_similar(sources, assignment)
-        run = CourseRun(assignment.id, out_dir, results, reused, similar)
-        run.files = write_outputs(run, assignment, identities)
+            fingerprint = _inputs_fingerprint(assignment, sources, hashes, decisions, identities)
+            stamp = _read_stamp(out_dir)
+            if not force and stamp.get("fingerprint") == fingerprint and _outputs_present(out_dir, sources):
+                summary = replace(CourseSummary(**stamp["summary"]), reused=len(sources))
+                return CourseRun(assignment.id, out_dir, summary)
+            isolation = required_isolation(allow_reduced_isolation)
+            similarity = _Similarity(sources, assignment)  # forked now, before any thread starts
+            if on_start:
+                on_start(len(sources))
+            results, reused = _grade_and_write(gradebook, sources, hashes, assignment, out_dir, decisions,
+                                               jobs=jobs, isolation=isolation, force=force, progress=progress)
+        run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, reused, 0), results)
+        run.similar = similarity.result()
+        run.files = _Outputs(out_dir, assignment).finish(run, identities)
+        run.summary = CourseSummary.of(results, reused, len(run.similar))
+        _write_stamp(out_dir, {"fingerprint": fingerprint, "summary": vars(run.summary)})
         return run
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _grade_and_write(gradebook: Gradebook, sources: list[tuple[Path, str]], hashes: dict[str, str | None],
+                     assignment: Assignment, out_dir: Path, decisions: dict, *, jobs: int, isolation: str,
+                     force: bool, progress: Callable | None) -> tuple[list[SubmissionResult], int]:
+    """Grade (or reuse), record and write each result as it arrives; the per-student outputs are
+    written while the sandboxes work on the next submissions."""
+    run_id = gradebook.start_run(assignment.id, assignment.version, "grade")
+    already_recorded: set[str] = set()
+
+    def cached(path: Path, student: str) -> SubmissionResult | None:
+        digest = hashes.get(student)
+        hit = None if force or not digest else gradebook.cached(digest, assignment.version, "grade")
+        if hit is None:
+            return None
+        if hit.student == student and hit.file == str(path):
+            already_recorded.add(student)
+        return replace(hit, student=student, file=str(path))  # identical bytes grade identically
+
+    outputs = _Outputs(out_dir, assignment)
+    results = []
+    for result in grade_many(sources, assignment, jobs=jobs, isolation=isolation, cached=cached,
+                             progress=progress):
+        document = result.to_dict()
+        if result.student not in already_recorded:
+            gradebook.record(run_id, result, document=document)
+        own = decisions.get(result.student)
+        final = apply_decisions(result, assignment, own) if own else result
+        outputs.add(final, final.to_dict() if own else document)
+        results.append(final)
+    gradebook.finish_run(run_id)
+    outputs.close_results()
+    return results, len(already_recorded)
+
+
+class _Outputs:
+    """Everything a person reads, written from final results: per student as they arrive (report
+    page, results.json entry), the rest once all are in (overview, exports, similar pairs)."""
+
+    def __init__(self, out_dir: Path, assignment: Assignment):
+        self.out_dir, self.assignment = out_dir, assignment
+        self.partial = out_dir / (RESULTS_FILE + ".partial")
+        self.handle = None
+        self.count = 0
+
+    def add(self, result: SubmissionResult, document: dict) -> None:
+        from .report import render_submission, safe_filename
+
+        page = self.out_dir / f"{safe_filename(result.student)}.html"
+        page.write_text(render_submission(result, self.assignment), encoding="utf-8")
+        if self.handle is None:
+            self.handle = self.partial.open("w", encoding="utf-8")
+            self.handle.write(json.dumps({"schema_version": SCHEMA_VERSION, "assignment": self.assignment.id})[:-1]
+                              + ', "submissions": [\n')
+        self.handle.write((",\n" if self.count else "") + json.dumps(document, allow_nan=False, ensure_ascii=False))
+        self.count += 1
+
+    def close_results(self) -> None:
+        """Finish results.json: it appears complete or not at all (written aside, then renamed)."""
+        if self.handle is None:
+            self.handle = self.partial.open("w", encoding="utf-8")
+            self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2])
+        self.handle.write("\n]}\n")
+        self.handle.close()
+        self.partial.replace(self.out_dir / RESULTS_FILE)
+
+    def finish(self, run: CourseRun, identities: dict | None) -> list[Path]:
+        from .report import render_index, safe_filename, write_exports
+
+        similar_file = self.out_dir / SIMILAR_FILE
+        similar_file.write_text(json.dumps([plain(p) for p in run.similar], ensure_ascii=False), encoding="utf-8")
+        index = self.out_dir / "index.html"
+        index.write_text(render_index(run.results, self.assignment, run.similar), encoding="utf-8")
+        pages = [self.out_dir / f"{safe_filename(r.student)}.html" for r in run.results]
+        return [run.results_file, similar_file, index, *pages,
+                *write_exports(run.results, self.assignment, self.out_dir, identities=identities or None)]
+
+
+class _Similarity:
+    """Copied-work detection in a forked process, running while the submissions are graded.
+
+    It needs only the submission files, so it starts first; its answer comes back as JSON text.
+    """
+
+    def __init__(self, sources: list[tuple[Path, str]], assignment: Assignment):
+        import multiprocessing
+
+        self.sources, self.assignment, self.process = sources, assignment, None
+        if "fork" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("fork")
+            self.receive, send = context.Pipe(duplex=False)
+            self.process = context.Process(target=self._run, args=(send,), daemon=True)
+            self.process.start()
+            send.close()
+
+    def _run(self, send) -> None:
+        send.send_bytes(json.dumps([plain(p) for p in find_similar(self.sources, self.assignment)]).encode())
+
+    def result(self) -> list[SimilarPair]:
+        if self.process is None:
+            return find_similar(self.sources, self.assignment)
+        try:
+            pairs = _similar_from_json(self.receive.recv_bytes())
+        except (EOFError, OSError, ValueError):  # the helper process died: compute it here instead
+            pairs = find_similar(self.sources, self.assignment)
+        self.process.join()
+        return pairs
+
+
+def _similar_from_json(data: bytes | str) -> list[SimilarPair]:
+    return [SimilarPair(p["student_a"], p["student_b"], p["kind"], p["similarity"],
+                        tuple(tuple(x) for x in p["passages"])) for p in json.loads(data)]
+
+
+def _inputs_fingerprint(assignment: Assignment, sources: list[tuple[Path, str]], hashes: dict, decisions: dict,
+                        identities: dict) -> str:
+    """What the outputs depend on: the submissions' bytes, the assignment and grader, the decisions."""
+    key = json.dumps([assignment.version, [(student, str(path), hashes.get(student)) for path, student in sources],
+                      {s: {q: repr(d) for q, d in sorted(by_q.items())} for s, by_q in sorted(decisions.items())},
+                      sorted(identities.items())], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _read_stamp(out_dir: Path) -> dict:
+    try:
+        stamp = json.loads((out_dir / STAMP_FILE).read_text())
+        return stamp if isinstance(stamp, dict) and isinstance(stamp.get("summary"), dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamp(out_dir: Path, stamp: dict) -> None:
+    (out_dir / STAMP_FILE).write_text(json.dumps(stamp))
+
+
+def _outputs_present(out_dir: Path, sources: list[tuple[Path, str]]) -> bool:
+    from .report import safe_filename
+
+    names = [RESULTS_FILE, "index.html", "grades.csv"] + [f"{safe_filename(s)}.html" for _, s in sources]
+    return all((out_dir / name).is_file() for name in names)
 
 
 def find_similar(sources: list[tuple[Path, str]], assignment: Assignment) -> list[SimilarPair]:
@@ -129,23 +281,23 @@ def find_similar(sources: list[tuple[Path, str]], assignment: Assignment) -> lis
     return similar_pairs(code, answers, template_code=template_code)
 
 
-def write_outputs(run: CourseRun, assignment: Assignment, identities: dict | None = None) -> list[Path]:
-    document = results_document(assignment.id, run.results)
-    run.results_file.write_text(json.dumps(document, indent=1, allow_nan=False, default=str), encoding="utf-8")
-    files = [run.results_file]
-    files += write_html_reports(run.results, assignment, run.out_dir, similar=run.similar)
-    files += write_exports(run.results, assignment, run.out_dir, identities=identities or None)
-    return files
-
-
 def rerender(assignment: Assignment, out_dir: Path) -> CourseRun:
-    """Re-apply manual decisions from the gradebook and rewrite every report (after a review)."""
+    """Re-apply manual decisions from the gradebook and rewrite every output (after a review)."""
     with Gradebook(gradebook_path(out_dir)) as gradebook:
         stored = gradebook.latest_results(assignment.id)
         decisions = gradebook.all_decisions(assignment.id)
     results = [apply_decisions(r, assignment, decisions.get(r.student, {})) for r in stored]
-    run = CourseRun(assignment.id, out_dir, results)
-    run.files = write_outputs(run, assignment)
+    try:
+        similar = _similar_from_json((out_dir / SIMILAR_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        similar = []
+    run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, len(results), len(similar)), results, similar)
+    outputs = _Outputs(out_dir, assignment)
+    for result in results:
+        outputs.add(result, result.to_dict())
+    outputs.close_results()
+    run.files = outputs.finish(run, None)
+    (out_dir / STAMP_FILE).unlink(missing_ok=True)  # the next grade renders everything again
     return run
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -82,6 +82,7 @@ class CaseResult:
     input_shapes: dict[str, Any] = field(default_factory=dict)  # always: argument name -> shape
     traceback: str | None = None  # trimmed to the student's frames
     output: str = ""  # captured stdout/stderr of the call, capped
+    description: str = ""  # what the case is, e.g. "the sheet's worked example" (public cases)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CaseResult":
@@ -179,7 +180,7 @@ class SubmissionResult:
     duration: float = 0.0  # seconds of wall time
 
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        return plain(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "SubmissionResult":
@@ -208,14 +209,16 @@ class SimilarPair:
     passages: tuple[tuple[str, str], ...] = ()  # shared passages: (text in a, text in b)
 
 
-def _plain(value: Any) -> Any:
-    """Turn enums and tuples into JSON-able values (asdict keeps them as they are)."""
+def plain(value: Any) -> Any:
+    """Dataclasses, enums and tuples as JSON-able values (faster than asdict, which deep-copies)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # "inf", "nan": strict JSON has no such numbers
     return value

@@ -135,9 +135,9 @@ def decide_bonus(questions: dict[str, QuestionResult], rule: BonusRule, mode: st
             problems.append(f"{_join(rejected)} {'was' if len(rejected) == 1 else 'were'} not accepted")
         return BonusDecision(False, f"Not yet: {'; '.join(problems)}.")
     if mode == "check":
-        return BonusDecision(None, f"Pending: the answers to {_join(pending)} are there; the instructor reviews "
+        return BonusDecision(None, f"Bonus pending: the answers to {_join(pending)} are there; the instructor reviews "
                                    "them when grading.")
-    return BonusDecision(None, f"Pending: {_join(pending)} await{'s' if len(pending) == 1 else ''} the "
+    return BonusDecision(None, f"Bonus pending: {_join(pending)} await{'s' if len(pending) == 1 else ''} the "
                                "instructor's review.")
 
 

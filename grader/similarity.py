@@ -126,6 +126,9 @@ def _doc(text: str, kind: str) -> _Doc:
 # --------------------------------------------------------------------------- comparing
 
 
+MAX_PAIRS_WITH_PASSAGES = 40  # per kind (code, each question)
+
+
 def similar_pairs(code: dict[str, str], answers: dict[str, dict[str, str]], template_code: str = "",
                   template_answers: dict[str, str] | None = None, threshold: float = 0.8) -> list[SimilarPair]:
     """Pairs of students at or above ``threshold`` for code and for each written question, most similar first."""
@@ -153,9 +156,12 @@ def _compare(texts: dict[str, str], template: str, kind: str, label: str, thresh
             ignored |= common
             sets = {s: p - common for s, p in sets.items()}
     students = sorted(s for s, p in sets.items() if len(p) >= MIN_FINGERPRINTS)
+    above = sorted(_jaccard_above(students, sets, threshold), key=lambda t: (-t[2], t[0], t[1]))
     found = []
-    for a, b, similarity in _jaccard_above(students, sets, threshold):
-        passages = _passages(docs[a], docs[b], ignored, kind)
+    for rank, (a, b, similarity) in enumerate(above):
+        # shared passages are what a person reads; past the first pairs nobody reads them all, and
+        # computing them for every pair of a class that shares one solution would dominate the run
+        passages = _passages(docs[a], docs[b], ignored, kind) if rank < MAX_PAIRS_WITH_PASSAGES else ()
         found.append(SimilarPair(a, b, label, round(similarity, 4), passages))
     return found
 

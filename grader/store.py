@@ -155,6 +155,7 @@ class Gradebook:
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; one fsync per checkpoint
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise GradebookError(f"{self.path}: cannot open the gradebook ({error}); is it a gradebook "
@@ -221,7 +222,8 @@ class Gradebook:
                 "ORDER BY id DESC LIMIT 1", (content_hash, assignment_version, mode)).fetchone()
         return None if row is None else SubmissionResult.from_dict(json.loads(row[0]))
 
-    def record(self, run_id: int, result: SubmissionResult) -> None:
+    def record(self, run_id: int, result: SubmissionResult, document: dict | None = None) -> None:
+        """Store one result; ``document`` is ``result.to_dict()`` when the caller already has it."""
         with self._transaction() as db:
             submission_id = db.execute(
                 "INSERT INTO submissions (content_hash, source_path, student, received_at) VALUES (?, ?, ?, ?)",
@@ -230,7 +232,8 @@ class Gradebook:
                 "INSERT INTO results (run_id, submission_id, assignment, student, assignment_version, mode, "
                 "content_hash, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, submission_id, result.assignment, result.student, result.assignment_version,
-                 result.mode, result.content_hash, json.dumps(result.to_dict(), ensure_ascii=False))).lastrowid
+                 result.mode, result.content_hash,
+                 json.dumps(document if document is not None else result.to_dict(), ensure_ascii=False))).lastrowid
             _write_summary(db, result_id, result)
 
     def latest_results(self, assignment_id: str) -> list[SubmissionResult]:

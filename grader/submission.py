@@ -51,28 +51,22 @@ class Submission:
 
 
 def find_submissions(paths: list[Path]) -> list[Path]:
-    """Expand the command line: a file is one submission; a folder of submissions is many.
+    """Expand the command line: a file is one submission; a folder holds submissions.
 
-    A folder is a single student's submission when it holds exactly one notebook or module and no
-    other folders; otherwise each of its entries (file or student folder) is one submission.
+    Each entry of a folder (a notebook, module or zip, or a student's folder holding one) is one
+    submission; hidden entries and ones starting with ``_`` are skipped.
     """
     found: list[Path] = []
     for path in paths:
-        if path.is_dir() and not _is_single_submission_folder(path):
-            for entry in sorted(path.iterdir()):
-                if entry.name.startswith((".", "_")):
-                    continue
-                if entry.is_dir() or entry.suffix.lower() in SUBMISSION_SUFFIXES:
-                    found.append(entry)
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        for entry in sorted(path.iterdir()):
+            if entry.name.startswith((".", "_")):
+                continue
+            if entry.is_dir() or entry.suffix.lower() in SUBMISSION_SUFFIXES:
+                found.append(entry)
     return found
-
-
-def _is_single_submission_folder(folder: Path) -> bool:
-    entries = [p for p in folder.iterdir() if not p.name.startswith((".", "_"))]
-    files = [p for p in entries if p.is_file() and p.suffix.lower() in SUBMISSION_SUFFIXES]
-    return len(files) == 1 and not any(p.is_dir() for p in entries)
 
 
 def student_id(path: Path) -> str:

@@ -10,7 +10,9 @@ def project(X, W):
     W: (d_src, d_tgt) array, the projection matrix.
     Returns the (n, d_tgt) array of projected embeddings, one row per word of X.
     """
-    return X @ W
+    # rows are words
+    result = np.dot(X, W)
+    return result
 
 
 def projection_loss(X_proj, Y):
@@ -20,7 +22,9 @@ def projection_loss(X_proj, Y):
     of the translations (row i of X_proj is paired with row i of Y).
     Returns one float: the sum over i of the Euclidean (L2) distance between X_proj[i] and Y[i].
     """
-    return float(np.sum(np.linalg.norm(X_proj - Y, axis=-1)))
+    delta = X_proj - Y
+    distances = np.sqrt(np.sum(delta ** 2, axis=1))  # L2 norm per row
+    return float(distances.sum())
 
 
 def softmax(x):
@@ -30,9 +34,25 @@ def softmax(x):
     Returns an array of the same shape whose entries along the last axis are positive and sum to 1.
     Must stay finite for large inputs (values around 1e3).
     """
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / np.sum(exponentials, axis=-1, keepdims=True)
+    # numerically stable version
+    shifted = x - x.max(axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
+def _attend(queries, keys, values, allowed=None):
+    """softmax(Q K^T / sqrt(d_k)) V, hiding the positions where visible is False."""
+    logits = np.dot(queries, keys.T) / np.sqrt(keys.shape[1])
+    if allowed is not None:
+        logits = np.where(allowed, logits, -np.inf)
+    return softmax(logits) @ values
+
+
+def _make_mask(n, p=0):
+    """(n, p + n) mask: every token sees the p prefix positions and the tokens up to itself."""
+    allowed = np.ones((n, p + n), dtype=bool)
+    allowed[:, p:] = np.tril(np.ones((n, n), dtype=bool))
+    return allowed
 
 
 def self_attention(H, W_q, W_k, W_v, causal=False):
@@ -43,15 +63,9 @@ def self_attention(H, W_q, W_k, W_v, causal=False):
     causal: if True, token i may attend only to tokens 0..i (decoder); otherwise to all tokens.
     Returns Z, the (n, d_v) output of the self-attention layer (one row per token).
     """
-    Q = H @ W_q
-    K = H @ W_k
-    V = H @ W_v
-    scores = Q @ K.T / K.shape[1] ** 0.5
-    if causal:
-        n = scores.shape[0]
-        future = np.triu(np.ones((n, n), dtype=bool), k=1)
-        scores = np.where(future, -np.inf, scores)
-    return softmax(scores) @ V
+    queries, keys, values = H @ W_q, H @ W_k, H @ W_v
+    allowed = _make_mask(H.shape[0]) if causal else None
+    return _attend(queries, keys, values, allowed)
 
 
 def feed_forward(X, W_1, W_2):
@@ -60,7 +74,8 @@ def feed_forward(X, W_1, W_2):
     X: (n, d) array; W_1: (d, d_ff); W_2: (d_ff, d_out).
     Returns the (n, d_out) array, one row per row of X.
     """
-    return np.maximum(X @ W_1, 0.0) @ W_2
+    act = np.maximum(0, X @ W_1)  # relu activation
+    return act @ W_2
 
 
 def encoder_layer(H, W_q, W_k, W_v, W_1, W_2):
@@ -71,8 +86,8 @@ def encoder_layer(H, W_q, W_k, W_v, W_1, W_2):
     residual connection.
     Returns the (n, d) output representations of the layer.
     """
-    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=False)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
+    # reuse the general layer
+    return transformer_layer(H, W_q, W_k, W_v, W_1, W_2, causal=False)
 
 
 def decoder_layer(H, W_q, W_k, W_v, W_1, W_2):
@@ -82,8 +97,7 @@ def decoder_layer(H, W_q, W_k, W_v, W_1, W_2):
     tokens before it (causal self-attention).
     Returns the (n, d) output representations of the layer.
     """
-    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
+    return transformer_layer(H, W_q, W_k, W_v, W_1, W_2, causal=True)
 
 
 def prefix_self_attention(H, W_q, W_k, W_v, P_k, P_v, causal=False):
@@ -96,15 +110,32 @@ def prefix_self_attention(H, W_q, W_k, W_v, P_k, P_v, causal=False):
     p prefix positions.
     Returns the (n, d_v) output of the self-attention layer, one row per token (none for the prefix).
     """
-    Q = H @ W_q
-    K = np.concatenate([P_k, H @ W_k], axis=0)
-    V = np.concatenate([P_v, H @ W_v], axis=0)
-    scores = Q @ K.T / K.shape[1] ** 0.5
-    if causal:
-        n, p = H.shape[0], P_k.shape[0]
-        future = np.triu(np.ones((n, n + p), dtype=bool), k=p + 1)
-        scores = np.where(future, -np.inf, scores)
-    return softmax(scores) @ V
+    keys = np.vstack([P_k, H @ W_k])
+    values = np.vstack([P_v, H @ W_v])
+    allowed = _make_mask(H.shape[0], P_k.shape[0]) if causal else None
+    return _attend(H @ W_q, keys, values, allowed)
+
+
+def bottleneck_adapter(X, W_down, W_up):
+    """Bottleneck adapter with ReLU and its inner skip connection.
+
+    X: (n, d) array; W_down: (d, m) down-projection; W_up: (m, d) up-projection, m the bottleneck size.
+    Returns the (n, d) adapted representations.
+    """
+    squeezed = np.maximum(0, X @ W_down)
+    return X + squeezed @ W_up  # residual inside the adapter
+
+
+def lora_projection(X, W, A, B, alpha):
+    """A linear projection whose weight is adapted by LoRA.
+
+    X: (n, d_in); W: (d_in, d_out) frozen weight; A: (d_in, r) and B: (r, d_out) the low-rank
+    factors (r = A.shape[1]); alpha: the LoRA scaling hyperparameter (lora_alpha).
+    Returns the (n, d_out) projection of X by the adapted weight.
+    """
+    r = A.shape[1]
+    factor = alpha / r
+    return X @ W + factor * ((X @ A) @ B)
 
 
 def transformer_layer(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None, lora=None,
@@ -123,73 +154,59 @@ def transformer_layer(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, ada
     decoder_layer (causal=True).
     Returns the (n, d) output representations of the layer.
     """
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
+    lora = lora or {}
+
+    def proj(which, W):
+        # use lora if given
+        if which in lora:
+            A, B = lora[which]
+            return lora_projection(H, W, A, B, lora_alpha)
+        return H @ W
+
+    queries, keys, values = proj("q", W_q), proj("k", W_k), proj("v", W_v)
+    num_prefix = 0
+    if prefix is not None:
         P_k, P_v = prefix
-        Z = prefix_self_attention(H, weights["q"], weights["k"], weights["v"], P_k, P_v, causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
+        keys, values = np.vstack([P_k, keys]), np.vstack([P_v, values])
+        num_prefix = P_k.shape[0]
+    allowed = _make_mask(H.shape[0], num_prefix) if causal else None
+    res = H + _attend(queries, keys, values, allowed)
+    ff_out = feed_forward(res, W_1, W_2)
     if adapter is not None:
-        W_down, W_up = adapter
-        F = bottleneck_adapter(F, W_down, W_up)
-    return Z_res + F
-
-
-def bottleneck_adapter(X, W_down, W_up):
-    """Bottleneck adapter with ReLU and its inner skip connection.
-
-    X: (n, d) array; W_down: (d, m) down-projection; W_up: (m, d) up-projection, m the bottleneck size.
-    Returns the (n, d) adapted representations.
-    """
-    return X + np.maximum(X @ W_down, 0.0) @ W_up
-
-
-def lora_projection(X, W, A, B, alpha):
-    """A linear projection whose weight is adapted by LoRA.
-
-    X: (n, d_in); W: (d_in, d_out) frozen weight; A: (d_in, r) and B: (r, d_out) the low-rank
-    factors (r = A.shape[1]); alpha: the LoRA scaling hyperparameter (lora_alpha).
-    Returns the (n, d_out) projection of X by the adapted weight.
-    """
-    r = A.shape[1]
-    return X @ W + (alpha / r) * (X @ A @ B)
+        ff_out = bottleneck_adapter(ff_out, *adapter)
+    return res + ff_out
 
 
 ANSWER_2_1 = """
-Parameter-efficient fine-tuning adapts a large pretrained language model to a downstream task or a new language without updating all of its weights. The pretrained weights stay frozen; only a small number of new or selected trainable parameters (adapters, LoRA matrices, prefix vectors), often well below 1% of the model, are trained for the task.
+The main idea of PEFT is to specialise a large pretrained language model for a downstream task (or a new language) while keeping almost all of its weights frozen. Instead of updating the millions of original parameters, we train only a small set of parameters: either a subset of the existing ones or newly added modules such as adapters, low-rank LoRA matrices or prefix vectors. In reality this is often less than one percent of the model, and the frozen backbone can be shared across many tasks.
 """
 
 
 ANSWER_2_2 = """
-Storage and memory: one frozen copy of the model is shared and each task only stores a small checkpoint of a few megabytes; optimizer state and GPU memory shrink too. Training is cheaper and faster because gradients are needed only for the few trainable parameters. Keeping the pretrained weights frozen reduces overfitting on small datasets and avoids catastrophic forgetting. PEFT modules are modular: they can be swapped, shared, reused and composed, e.g. language and task adapters for cross-lingual transfer as in MAD-X.
+PEFT saves a lot of resources. You store one base model and only small task-specific weights, so the disk usage is tiny. Tuning needs less GPU memory and gives faster training. There is less forgetting of the knowledge from pretraining, and you can share the trained modules with others.
 """
 
 
 ANSWER_2_3 = """
-PEFT can underperform full fine-tuning, especially when the task is far from pretraining, because the limited capacity of a few parameters is less expressive. Some methods add inference latency: adapters add extra layers, and prefix-tuning lengthens the sequence and uses up context length. PEFT also adds new hyperparameters (rank, bottleneck size, prefix length) to which results are sensitive, and training can converge more slowly or be unstable.
+Sometimes the quality is lower than with full fine-tuning. There are extra hyperparameters to choose, for example the rank in LoRA or the size of the adapter, and inference can have overhead when the extra modules are not merged.
 """
 
 
 ANSWER_3_1 = """
-LoRA reparameterises the weight update of existing projection matrices as a low-rank product: W becomes W + (alpha/r) A B, so the representations change through modified weights. Prefix-tuning leaves all weights untouched and prepends trainable prefix vectors as extra keys and values in every attention layer, so tokens change only through what they attend to. Adapters insert new bottleneck layers (down-projection, nonlinearity, up-projection with a residual connection) after the feed-forward or attention sublayer, transforming the hidden representations directly.
+LoRA changes the weights indirectly: a trained low-rank matrix is added to the frozen weight matrix. Prefix-tuning changes the input of attention: learned prefix vectors are added as extra keys and values. Adapters add new layers to the network that transform the hidden representation.
 """
 
 
 ANSWER_3_2 = """
-LoRA is easy to implement: it wraps existing linear layers such as W_q and W_v with two small matrices and needs no architecture change; the peft library does it in a few lines and the rank r is the main choice. Prefix-tuning is fiddly: the prefix length matters, training is unstable without a reparameterisation through an MLP, and the prefixes must be injected as past_key_values. Adapters modify the architecture and forward pass: one must choose the placement and bottleneck size, though the adapters library (AdapterHub) makes inserting them simple.
+LoRA is the simplest of the three: you wrap existing linear layers (e.g. the query and value projections) with two small matrices, there is no architecture change, and with the peft library it needs a few lines of code; the main choice is the rank r. Prefix-tuning is harder to get right: training the prefix directly is unstable, so the original paper reparameterises it through an MLP, the prefix length must be tuned, and the prefixes have to be injected into every layer as past_key_values. Adapters change the forward pass of the model: one has to decide the placement and the bottleneck size, but libraries like AdapterHub make inserting them easy.
 """
 
 
 ANSWER_3_3 = """
-LoRA can be merged into the frozen weights after training (W + (alpha/r) A B), so inference has no additional latency at all. Prefix-tuning makes attention longer: every layer attends over extra prefix keys, which costs computation and reduces the usable sequence length of the context window. Adapters add extra layers that run sequentially in every block, which adds latency and cannot be merged into the existing weights, although the overhead is small.
+For inference LoRA is best, since the update can be merged and there is no overhead. Prefix-tuning needs extra tokens in every layer, so less sequence length remains for the input. Adapters cost additional layers and therefore some latency.
 """
 
 
 ANSWER_4_3D = """
-Prefix-tuning changes only the attention: p trainable prefix keys and values are prepended to the keys and values computed from the tokens, so every token also attends to the prefix; queries and the number of output rows stay the same. A bottleneck adapter after the feed-forward layer applies a down-projection, ReLU and up-projection with its own skip connection to the feed-forward output before the residual is added. LoRA adds a scaled low-rank term (alpha / r) X A B to the projections with W_q, W_k and W_v, which is the same as using the merged weight W + (alpha / r) A B.
+Prefix-tuning: before computing attention, the trainable prefix is concatenated to the keys and values, so the attention matrix gets more columns but the output keeps n rows. Adapter: the feed-forward output goes through a bottleneck (down, ReLU, up) plus skip connection before the residual. LoRA: W_q, W_k and W_v each get a low-rank addition (alpha/r) A B.
 """

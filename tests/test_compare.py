@@ -69,6 +69,11 @@ def test_wrong_values_show_where_and_how_much():
     assert "expected 6, got 6.5" in result.details
 
 
+def test_inputs_are_shown_for_failing_public_cases_only():
+    assert compare_case(prepared(), ok(EXPECTED), QUESTION).inputs is None
+    assert compare_case(prepared(), ok(EXPECTED + 1), QUESTION).inputs == {"X": X.tolist()}
+
+
 def test_hidden_case_never_carries_values():
     received = EXPECTED + 1
     result = compare_case(prepared(public=False), ok(received), QUESTION)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import shutil
 from pathlib import Path
 
 import nbformat
+from conftest import skip_or_fail
 import numpy as np
 import pytest
 
@@ -34,9 +34,7 @@ pytestmark = pytest.mark.sandbox
 
 def require_namespaces() -> None:
     if available_isolation() != "namespaces":
-        if os.environ.get("CI"):
-            pytest.fail("bubblewrap namespace isolation is required in CI")
-        pytest.skip("bubblewrap / user namespaces not available here")
+        skip_or_fail("bubblewrap / user namespaces are not available here")
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_find_submissions_expands_course_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("")
     (tmp_path / ".hidden.py").write_text("")
     assert [p.name for p in find_submissions([tmp_path])] == ["a.ipynb", "b.py", "c"]
-    assert find_submissions([tmp_path / "c"]) == [tmp_path / "c"]  # one student's folder
+    assert find_submissions([tmp_path / "a.ipynb"]) == [tmp_path / "a.ipynb"]
 
 
 @pytest.mark.parametrize("content, words", [

@@ -265,15 +265,21 @@ class Sandbox:
             msg, _ = child.expect("names", lim.cell_timeout)
             st.names = tuple(str(n)[:200] for n in msg.get("names", [])[:10000]
                              if isinstance(msg.get("names"), list))
-            for call in list(st.pending):
+            # All calls go in one frame and the child answers them in order without waiting for us:
+            # a round trip per call would make every call wait for this thread to get the GIL back.
+            # The deadline of each call runs from the moment we saw the previous answer, so a busy
+            # parent can only ever give a call more time, never less.
+            calls = list(st.pending)
+            blobs: list[bytes] = []
+            batch = [{"id": c.id, "function": c.function, "args": encode_value(tuple(c.args), blobs),
+                      "kwargs": encode_value(dict(c.kwargs), blobs)} for c in calls]
+            child.send({"op": "calls", "calls": batch}, lim.call_timeout, blobs)
+            for call in calls:
                 current = ("call", call)
-                blobs: list[bytes] = []
-                child.send({"op": "call", "id": call.id, "function": call.function,
-                            "args": encode_value(tuple(call.args), blobs),
-                            "kwargs": encode_value(dict(call.kwargs), blobs)},
-                           lim.call_timeout, blobs)
-                msg, blobs = child.expect("call_end", lim.call_timeout)
-                st.record_call(call, msg, blobs)
+                msg, out = child.expect("call_end", lim.call_timeout)
+                if msg.get("id") != call.id:
+                    raise _Gone("protocol", "answers came out of order")
+                st.record_call(call, msg, out)
             current = None
             child.finish()
             return True

@@ -258,7 +258,7 @@ class CappedWriter(io.TextIOBase):
 
 
 class Job:
-    """The child's side of the job protocol: cells first, then one call at a time."""
+    """The child's side of the job protocol: the cells, then the batch of calls, one after another."""
 
     def __init__(self, sock: socket.socket, decoder: Any, limits: dict):
         import protocol  # noqa: PLC0415
@@ -291,9 +291,10 @@ class Job:
         self.send({"ev": "names", "names": names})
         while True:
             msg, blobs = self.p.recv_frame(self.sock, self.decoder)
-            if msg.get("op") != "call":
+            if msg.get("op") != "calls":
                 return
-            self._call(msg, blobs)
+            for call in msg["calls"]:  # answered in order, each as soon as it is done
+                self._call(call, blobs)
 
     def _guarded(self, thunk: Any) -> tuple[str, dict | None, str]:
         """Run ``thunk`` with captured output; exceptions become an error dict, never escape."""

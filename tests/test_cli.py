@@ -1,0 +1,176 @@
+"""The commands, driven through ``grader.cli.main`` (and once as a real process), on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from conftest import skip_or_fail
+
+from grader.cli import ExitCode, main
+from grader.sandbox import available_isolation
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "submissions"
+
+
+@pytest.fixture(autouse=True)
+def in_repository(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(scope="module")
+def namespaces():
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+
+
+def course(tmp_path: Path, names=("alice.ipynb", "bob.py", "carla.ipynb", "dmitri.ipynb")) -> Path:
+    folder = tmp_path / "course"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(EXAMPLES / name, folder / name)
+    return folder
+
+
+def test_grade_writes_everything_and_regrades_incrementally(tmp_path, namespaces, capsys):
+    folder, out = course(tmp_path), tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out), "--jobs", "2"]) == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert "graded 4 submissions (0 unchanged, reused)" in printed
+    for name in ("index.html", "alice.html", "dmitri.html", "results.json", "grades.csv", "junit.xml",
+                 "gradebook.sqlite", "gradescope/bob.json"):
+        assert (out / name).is_file(), name
+    document = json.loads((out / "results.json").read_text())
+    by_student = {s["student"]: s for s in document["submissions"]}
+    assert by_student["alice"]["questions"]["4.2d"]["status"] == "passed"
+    assert by_student["carla"]["questions"]["4.2b"]["status"] == "failed"
+    assert by_student["dmitri"]["bonus"]["awarded"] is False
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    assert "(4 unchanged, reused)" in capsys.readouterr().out
+    (folder / "alice.ipynb").write_text((folder / "alice.ipynb").read_text().replace("X @ W", "X @ W + 0"))
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    assert "(3 unchanged, reused)" in capsys.readouterr().out
+
+
+def test_manual_scores_survive_regrades_and_decide_the_bonus(tmp_path, namespaces, capsys):
+    folder, out = course(tmp_path, names=("alice.ipynb",)), tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    scores = tmp_path / "scores.csv"
+    with scores.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "question", "accepted", "comment"])
+        for question in ("2.1", "2.2", "2.3", "3.1", "3.2", "3.3"):
+            writer.writerow(["alice", question, "yes", "good"])
+    assert main(["import-scores", str(scores), "--out", str(out)]) == ExitCode.OK
+    alice = _student(out, "alice")
+    assert alice["bonus"]["awarded"] is True and alice["questions"]["2.1"]["manual"] is True
+    assert "Bonus awarded" in (out / "alice.html").read_text()
+    assert main(["grade", str(folder), "--out", str(out), "--force"]) == ExitCode.OK
+    assert _student(out, "alice")["bonus"]["awarded"] is True
+
+
+def _student(out: Path, student: str) -> dict:
+    document = json.loads((out / "results.json").read_text())
+    return next(s for s in document["submissions"] if s["student"] == student)
+
+
+def test_moodle_download_is_graded_with_names_and_worksheet(tmp_path, namespaces, capsys):
+    archive = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(EXAMPLES / "alice.ipynb", "Alice Example_1001_assignsubmission_file_/ex01.ipynb")
+        z.write(EXAMPLES / "bob.py", "Bob Beispiel_1002_assignsubmission_file_/solution.py")
+    out = tmp_path / "out"
+    assert main(["grade", str(archive), "--out", str(out)]) == ExitCode.OK
+    worksheet = (out / "moodle_grading_worksheet.csv").read_text()
+    assert "Participant 1001" in worksheet and "Bob Beispiel" in worksheet
+
+
+def test_unreadable_files_cost_only_themselves(tmp_path, namespaces, capsys):
+    folder = course(tmp_path, names=("alice.ipynb",))
+    (folder / "broken.ipynb").write_text('{"cells": [')
+    (folder / "empty.py").write_text("")
+    out = tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    assert "unreadable 2" in capsys.readouterr().out
+    assert "not JSON" in _student(out, "broken")["error"]
+    assert _student(out, "alice")["questions"]["4.1a"]["status"] == "passed"
+
+
+def test_grade_refuses_reduced_isolation_unless_asked(tmp_path, monkeypatch, capsys):
+    import grader.api
+
+    monkeypatch.setattr(grader.api, "available_isolation", lambda: "process")
+    folder, out = course(tmp_path, names=("bob.py",)), tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.GRADER_ERROR
+    assert "--allow-reduced-isolation" in capsys.readouterr().err
+    assert main(["grade", str(folder), "--out", str(out), "--allow-reduced-isolation"]) == ExitCode.OK
+
+
+def test_check_exit_codes_and_html(tmp_path, capsys):
+    assert main(["check", str(EXAMPLES / "alice.ipynb")]) == ExitCode.OK
+    assert main(["check", str(EXAMPLES / "carla.ipynb"), "--html", str(tmp_path / "c.html")]) == ExitCode.CHECKS_FAILED
+    printed = capsys.readouterr().out
+    assert "self_attention: wrong result" in printed and "unscaled" in printed
+    assert "Self-attention" in (tmp_path / "c.html").read_text()
+
+
+def test_bad_assignment_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    reference = tmp_path / "reference" / "broken"
+    shutil.copytree(ROOT / "reference" / "ex01", reference)
+    toml = reference / "assignment.toml"
+    toml.write_text(toml.read_text().replace('points = 1\n', 'points = "one"\n', 1))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(EXAMPLES / "alice.ipynb")]) == ExitCode.GRADER_ERROR
+    error = capsys.readouterr().err
+    assert "assignment.toml" in error and "points" in error and "expected a number" in error
+
+
+def test_usage_error_exit_code():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grade", "--jobs", "many"])
+    assert exit_info.value.code == ExitCode.USAGE
+
+
+@pytest.mark.slow
+def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
+    """Release, fill in the notebook, then run the workflow's install and check steps as CI would."""
+    bundle = tmp_path / "student-repo"
+    subprocess.run([sys.executable, "-m", "grader", "release", "--out", str(bundle)], cwd=ROOT, check=True,
+                   capture_output=True)
+    shutil.copy(EXAMPLES / "alice.ipynb", bundle / "ex01.ipynb")
+    workflow = yaml.safe_load((bundle / ".github" / "workflows" / "grader.yml").read_text())
+    steps = {step.get("name", ""): step for step in workflow["jobs"]["check"]["steps"]}
+    assert "bubblewrap" in steps["Install the sandbox (bubblewrap)"]["run"]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "PIP_NO_INDEX": "1"}
+    install = steps["Install grader"]["run"].replace("python -m pip install --upgrade pip\n", "")
+    install = install.replace("pip install .grader/", "pip install --no-deps --force-reinstall .grader/")
+    subprocess.run(["bash", "-e", "-c", install], cwd=bundle, env=env, check=True, capture_output=True)
+    done = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert str(venv) in subprocess.run(["bash", "-c", "command -v grader"], env=env, capture_output=True,
+                                       text=True).stdout
+    suites = ET.parse(bundle / "grader-report" / "junit.xml").getroot()
+    assert suites.iter("testcase") and "ex01" in (tmp_path / "summary.md").read_text()
+    broken = nbformat.read(bundle / "ex01.ipynb", as_version=4)
+    for cell in broken.cells:
+        if cell.cell_type == "code" and "def softmax" in cell.source:
+            cell.source = "def softmax(x):\n    return x\n"
+    nbformat.write(broken, bundle / "ex01.ipynb")
+    failed = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
+                            capture_output=True, text=True)
+    assert failed.returncode == ExitCode.CHECKS_FAILED, failed.stdout
