@@ -7,16 +7,16 @@ own; this module only wires them and never prints. The CLI is a thin layer over 
 from __future__ import annotations
 
 import datetime as _dt
-import threading
+import json
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase
 from .compare import compare_case
 from .errors import GraderError, SandboxError, SubmissionError
+from .pool import map_tasks, worker_sandbox
 from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
 from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import finalise, score_code_question, score_written_question
@@ -118,63 +118,45 @@ def _now() -> str:
 # --------------------------------------------------------------------------- many submissions
 
 
-@dataclass
-class _Slots:
-    """One warm sandbox per worker thread, all closed at the end."""
-
-    assignment: Assignment
-    isolation: str
-    local: threading.local = field(default_factory=threading.local)
-    opened: list[Sandbox] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self) -> Sandbox:
-        sandbox = getattr(self.local, "sandbox", None)
-        if sandbox is None:
-            sandbox = open_sandbox(self.assignment, self.isolation)
-            self.local.sandbox = sandbox
-            with self.lock:
-                self.opened.append(sandbox)
-        return sandbox
-
-    def close(self) -> None:
-        for sandbox in self.opened:
-            sandbox.close()
+def grade_one(path: Path, student: str, assignment: Assignment, mode: str, sandbox: Sandbox) -> SubmissionResult:
+    """One submission of a batch: anything grader refuses about it costs that submission only."""
+    try:
+        return grade_submission(path, assignment, mode=mode, sandbox=sandbox, student=student)
+    except SandboxError:
+        raise  # the sandbox itself is broken: no submission can be graded, say so at once
+    except GraderError as error:
+        return error_result(student, path, assignment, mode, str(error), time.monotonic())
 
 
 def grade_many(sources: Iterable[Path | tuple[Path, str]], assignment: Assignment, *, mode: str = "grade",
                jobs: int = 2, isolation: str = "auto",
                cached: Callable[[Path, str], SubmissionResult | None] | None = None,
                progress: Progress | None = None) -> Iterator[SubmissionResult]:
-    """Grade submissions in parallel (one warm sandbox per job slot), yielding results in input order.
+    """Grade submissions in parallel, one warm sandbox per job slot; yield the results in input order.
 
     A source is a path (the student id is its name) or a (path, student id) pair. ``cached(path,
     student)`` may return a stored result for an unchanged submission, which is then not run again.
+    With more than one job, each slot is a forked worker process (see :mod:`grader.pool`).
     """
     pairs = [s if isinstance(s, tuple) else (Path(s), student_id(Path(s))) for s in sources]
-    assignment.prepared_cases(include_hidden=(mode == "grade"))  # compute expectations once, up front
-    slots = _Slots(assignment, isolation)
+    reused = {i: hit for i, (path, student) in enumerate(pairs) if cached and (hit := cached(path, student))}
+    todo = [pair for i, pair in enumerate(pairs) if i not in reused]
+    if todo:
+        assignment.prepared_cases(include_hidden=(mode == "grade"))  # once, before the workers fork
+    state = {"assignment": assignment, "mode": mode, "isolation": isolation}
+    fresh = map_tasks(_grade_task, todo, state, jobs)
+    for i in range(len(pairs)):
+        result = reused[i] if i in reused else SubmissionResult.from_dict(json.loads(next(fresh)))
+        if progress:
+            progress(result)
+        yield result
 
-    def one(pair: tuple[Path, str]) -> SubmissionResult:
-        path, student = pair
-        reused = cached(path, student) if cached else None
-        if reused is not None:
-            return reused
-        try:
-            return grade_submission(path, assignment, mode=mode, sandbox=slots.get(), student=student)
-        except SandboxError:
-            raise
-        except GraderError as error:  # anything else grader refuses costs this submission only
-            return error_result(student, path, assignment, mode, str(error), time.monotonic())
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="grader-slot") as pool:
-            for result in pool.map(one, pairs):
-                if progress:
-                    progress(result)
-                yield result
-    finally:
-        slots.close()
+def _grade_task(state: dict, pair: tuple[Path, str]) -> str:
+    """One submission in a worker (or here): its result as JSON text."""
+    path, student = pair
+    result = grade_one(path, student, state["assignment"], state["mode"], worker_sandbox(state))
+    return json.dumps(result.to_dict(), allow_nan=False, ensure_ascii=False)
 
 
 def required_isolation(allow_reduced: bool) -> str:

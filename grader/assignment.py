@@ -490,9 +490,10 @@ def _import_folder(folder: Path, assignment_id: str) -> ModuleType:
 
 def _submodule(package: ModuleType, folder: Path, module_name: str, what: str) -> ModuleType:
     qualified = f"{package.__name__}.{module_name}"
-    path = folder / f"{module_name}.py"
+    path = (folder / f"{module_name}.py").resolve()
     cached = sys.modules.get(qualified)
-    if cached is not None and getattr(cached, "__file__", None) == str(path):
+    cached_file = getattr(cached, "__file__", None)
+    if cached_file is not None and Path(cached_file).resolve() == path:
         return cached  # the same file: reuse it (another folder with the same id must not get it)
     if not path.is_file():
         raise AssignmentError(f"{what}: no module {module_name}.py in the assignment folder", path=folder)

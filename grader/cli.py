@@ -266,6 +266,7 @@ class _ProgressBar:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: the grading workers are forked after this
             self.bar = tqdm(total=total, unit="sub", desc="grading", file=sys.stderr, smoothing=0.1)
 
     def update(self, result: SubmissionResult) -> None:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .api import grade_many, required_isolation
+from .api import required_isolation
 from .assignment import Assignment
 from .errors import SubmissionError
 from .moodle import extract_moodle, is_moodle_archive, moodle_identities
+from .pool import map_tasks, worker_sandbox
+from .report import render_submission
 from .results import SCHEMA_VERSION, SimilarPair, SubmissionResult, plain, results_document
 from .score import apply_decisions
 from .similarity import similar_pairs
@@ -125,34 +127,59 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
 def _grade_and_write(gradebook: Gradebook, sources: list[tuple[Path, str]], hashes: dict[str, str | None],
                      assignment: Assignment, out_dir: Path, decisions: dict, *, jobs: int, isolation: str,
                      force: bool, progress: Callable | None) -> tuple[list[SubmissionResult], int]:
-    """Grade (or reuse), record and write each result as it arrives; the per-student outputs are
-    written while the sandboxes work on the next submissions."""
+    """Grade (or reuse), record and write each result in input order as it arrives."""
     run_id = gradebook.start_run(assignment.id, assignment.version, "grade")
-    already_recorded: set[str] = set()
-
-    def cached(path: Path, student: str) -> SubmissionResult | None:
+    reused: dict[int, SubmissionResult] = {}
+    recorded_before: set[int] = set()  # this student's own latest result: no need to record it again
+    for i, (path, student) in enumerate(sources):
         digest = hashes.get(student)
         hit = None if force or not digest else gradebook.cached(digest, assignment.version, "grade")
-        if hit is None:
-            return None
-        if hit.student == student and hit.file == str(path):
-            already_recorded.add(student)
-        return replace(hit, student=student, file=str(path))  # identical bytes grade identically
-
+        if hit is not None:  # identical bytes grade identically, whoever handed them in
+            reused[i] = replace(hit, student=student, file=str(path))
+            if hit.student == student and hit.file == str(path):
+                recorded_before.add(i)
+    todo = [pair for i, pair in enumerate(sources) if i not in reused]
+    if todo:
+        assignment.prepared_cases(include_hidden=True)  # once, before the workers fork
+    state = {"assignment": assignment, "mode": "grade", "isolation": isolation, "decisions": decisions}
+    fresh = map_tasks(_grade_and_render, todo, state, jobs)
     outputs = _Outputs(out_dir, assignment)
     results = []
-    for result in grade_many(sources, assignment, jobs=jobs, isolation=isolation, cached=cached,
-                             progress=progress):
-        document = result.to_dict()
-        if result.student not in already_recorded:
-            gradebook.record(run_id, result, document=document)
-        own = decisions.get(result.student)
-        final = apply_decisions(result, assignment, own) if own else result
-        outputs.add(final, final.to_dict() if own else document)
+    for i in range(len(sources)):
+        if i in reused:
+            raw, raw_text = reused[i], None
+            final = apply_decisions(raw, assignment, decisions.get(raw.student, {}))
+            final_text, page = _json(final), render_submission(final, assignment)
+        else:
+            raw_text, final_text, page = next(fresh)
+            final = SubmissionResult.from_dict(json.loads(final_text))
+            raw = final if raw_text == final_text else SubmissionResult.from_dict(json.loads(raw_text))
+        if i not in recorded_before:
+            gradebook.record(run_id, raw, document=raw_text)
+        outputs.add(final, final_text, page)
         results.append(final)
+        if progress:
+            progress(final)
     gradebook.finish_run(run_id)
     outputs.close_results()
-    return results, len(already_recorded)
+    return results, len(recorded_before)
+
+
+def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, str]:
+    """One submission, in a worker: (result as recorded, result after manual decisions, report page)."""
+    from .api import grade_one
+
+    path, student = pair
+    assignment = state["assignment"]
+    raw = grade_one(path, student, assignment, state["mode"], worker_sandbox(state))
+    own = state["decisions"].get(student)
+    final = apply_decisions(raw, assignment, own) if own else raw
+    raw_text = _json(raw)
+    return raw_text, _json(final) if own else raw_text, render_submission(final, assignment)
+
+
+def _json(result: SubmissionResult) -> str:
+    return json.dumps(result.to_dict(), allow_nan=False, ensure_ascii=False)
 
 
 class _Outputs:
@@ -165,16 +192,15 @@ class _Outputs:
         self.handle = None
         self.count = 0
 
-    def add(self, result: SubmissionResult, document: dict) -> None:
-        from .report import render_submission, safe_filename
+    def add(self, result: SubmissionResult, document: str, page: str) -> None:
+        from .report import safe_filename
 
-        page = self.out_dir / f"{safe_filename(result.student)}.html"
-        page.write_text(render_submission(result, self.assignment), encoding="utf-8")
+        (self.out_dir / f"{safe_filename(result.student)}.html").write_text(page, encoding="utf-8")
         if self.handle is None:
             self.handle = self.partial.open("w", encoding="utf-8")
             self.handle.write(json.dumps({"schema_version": SCHEMA_VERSION, "assignment": self.assignment.id})[:-1]
                               + ', "submissions": [\n')
-        self.handle.write((",\n" if self.count else "") + json.dumps(document, allow_nan=False, ensure_ascii=False))
+        self.handle.write((",\n" if self.count else "") + document)
         self.count += 1
 
     def close_results(self) -> None:
@@ -294,7 +320,7 @@ def rerender(assignment: Assignment, out_dir: Path) -> CourseRun:
     run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, len(results), len(similar)), results, similar)
     outputs = _Outputs(out_dir, assignment)
     for result in results:
-        outputs.add(result, result.to_dict())
+        outputs.add(result, _json(result), render_submission(result, assignment))
     outputs.close_results()
     run.files = outputs.finish(run, None)
     (out_dir / STAMP_FILE).unlink(missing_ok=True)  # the next grade renders everything again

@@ -222,8 +222,8 @@ class Gradebook:
                 "ORDER BY id DESC LIMIT 1", (content_hash, assignment_version, mode)).fetchone()
         return None if row is None else SubmissionResult.from_dict(json.loads(row[0]))
 
-    def record(self, run_id: int, result: SubmissionResult, document: dict | None = None) -> None:
-        """Store one result; ``document`` is ``result.to_dict()`` when the caller already has it."""
+    def record(self, run_id: int, result: SubmissionResult, document: str | None = None) -> None:
+        """Store one result; ``document`` is its JSON text when the caller already has it."""
         with self._transaction() as db:
             submission_id = db.execute(
                 "INSERT INTO submissions (content_hash, source_path, student, received_at) VALUES (?, ?, ?, ?)",
@@ -233,7 +233,7 @@ class Gradebook:
                 "content_hash, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, submission_id, result.assignment, result.student, result.assignment_version,
                  result.mode, result.content_hash,
-                 json.dumps(document if document is not None else result.to_dict(), ensure_ascii=False))).lastrowid
+                 document if document is not None else json.dumps(result.to_dict(), ensure_ascii=False))).lastrowid
             _write_summary(db, result_id, result)
 
     def latest_results(self, assignment_id: str) -> list[SubmissionResult]:

@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 import nbformat
-from conftest import skip_or_fail
 import numpy as np
 import pytest
+from conftest import skip_or_fail
 
 from grader.api import grade_many, grade_submission
 from grader.assignment import load_assignment

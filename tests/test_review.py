@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 import review_fixtures as fx
+
 from grader.review import find_concepts, group_answers, serve_review, suggest
 from grader.review.server import render_answer
 from grader.store import Gradebook

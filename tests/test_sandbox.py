@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from conftest import skip_or_fail
 
-from grader.sandbox import (Call, CellSource, Job, JobOutcome, Limits, Sandbox, Unconvertible,
-                            available_isolation)
+from grader.sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, Unconvertible, available_isolation
 from grader.sandbox.runner import _probe_result
 
 FAST = Limits(cell_timeout=2.0, call_timeout=1.0, total_timeout=30.0, memory_mb=512)

@@ -12,8 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from grader.sandbox.protocol import (DTYPES, FrameDecoder, ProtocolError, TooLarge, Unconvertible,
-                                     decode_value, encode_frame, encode_value)
+from grader.sandbox.protocol import (
+    DTYPES,
+    FrameDecoder,
+    ProtocolError,
+    TooLarge,
+    Unconvertible,
+    decode_value,
+    encode_frame,
+    encode_value,
+)
 
 DTYPE_NAMES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                "float16", "float32", "float64", ">f8", ">i4"]

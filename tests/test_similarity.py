@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 import review_fixtures as fx
+
 from grader.similarity import code_units, similar_pairs
 
 

@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import replace
 
 import pytest
-
 import review_fixtures as fx
+
 from grader.results import ManualDecision
 from grader.store import SCHEMA_VERSION, Gradebook, GradebookError, default_path, import_decisions_csv
 

@@ -11,8 +11,7 @@ import pytest
 from nbformat import v3
 
 from grader.errors import SubmissionError
-from grader.submission import (ANSWER_PLACEHOLDER, answer_variable, find_submissions, load_submission,
-                               transform_cell)
+from grader.submission import ANSWER_PLACEHOLDER, answer_variable, find_submissions, load_submission, transform_cell
 
 QUESTIONS = ("2.1", "2.2", "3.1", "4.3d")
 

@@ -24,8 +24,15 @@ from typing import Any
 
 from grader.errors import SandboxError
 from grader.sandbox.command import _minimal_env, _probe_bwrap, _worker_argv
-from grader.sandbox.protocol import (FrameDecoder, ProtocolError, TooLarge, Unconvertible,
-                                     decode_value, encode_frame, encode_value)
+from grader.sandbox.protocol import (
+    FrameDecoder,
+    ProtocolError,
+    TooLarge,
+    Unconvertible,
+    decode_value,
+    encode_frame,
+    encode_value,
+)
 
 MAX_RESTARTS = 25  # each restart is bounded: a failed function is not called again
 _VALUE_TYPES = (type(None), bool, int, float, str, Unconvertible)
@@ -147,12 +154,15 @@ class _Zygote:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
         finally:
             theirs.close()
-        msg = self.recv(time.monotonic() + 60)
+        try:
+            msg = self.recv(time.monotonic() + 60)
+        except TimeoutError:
+            msg = None
         if not msg or msg.get("ev") != "ready":
-            self.stop()
             self.stderr.seek(0)
             err = self.stderr.read()[-2000:].decode("utf-8", "replace")
-            raise SandboxError(f"the sandbox worker did not start ({isolation}): {err.strip()}")
+            self.stop()
+            raise SandboxError(f"the sandbox worker did not start ({isolation}): {err.strip() or 'no message'}")
 
     def recv(self, deadline: float) -> dict | None:
         """One control message, ``None`` on EOF; raises TimeoutError past ``deadline``."""

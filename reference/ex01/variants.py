@@ -12,8 +12,7 @@ student API by name, and other functions of this module by name.
 
 import numpy as np
 
-from .solution import (bottleneck_adapter, feed_forward, lora_projection, prefix_self_attention,  # noqa: F401
-                       self_attention, softmax)
+from .solution import bottleneck_adapter, feed_forward, lora_projection, prefix_self_attention, self_attention, softmax  # noqa: F401
 
 # --------------------------------------------------------------------------- 4.1 projection
 
