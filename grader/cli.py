@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -115,6 +117,12 @@ def _grade(args: argparse.Namespace) -> int:
                        allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start)
     bar.close()
     _print_course_summary(run)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path and run.results:  # grading itself runs in GitHub Actions: a summary on the run's page
+        from .report import step_summary
+
+        with open(summary_path, "a", encoding="utf-8") as summary:
+            summary.write(step_summary(run.results, assignment))
     return ExitCode.OK
 
 
@@ -123,6 +131,7 @@ def _check(args: argparse.Namespace) -> int:
 
     assignment = _any_assignment(args.assignment, args.submission)
     result = check(args.submission, assignment)
+    _notice_reduced_isolation(result)
     _print_result(result)
     if args.html:
         from .report import render_submission
@@ -138,6 +147,7 @@ def _ci(args: argparse.Namespace) -> int:
     submission = args.submission or _find_notebook(Path.cwd())
     assignment = _any_assignment(args.assignment, submission)
     outcome = run_ci(submission, assignment, args.out, summary_path=os.environ.get("GITHUB_STEP_SUMMARY"))
+    _notice_reduced_isolation(outcome.result)
     _print_result(outcome.result)
     for path in outcome.files:
         print(f"wrote {path}")
@@ -218,6 +228,12 @@ def _find_notebook(root: Path) -> Path:
     return found[0]
 
 
+def _notice_reduced_isolation(result: SubmissionResult) -> None:
+    if result.isolation == "process":
+        print("notice: bubblewrap is not available here, so your code ran with resource limits only "
+              "(the instructor grades with full isolation)", file=sys.stderr)
+
+
 def _passes(result: SubmissionResult, require: str) -> bool:
     if result.error:
         return False
@@ -231,10 +247,13 @@ def _print_result(result: SubmissionResult) -> None:
         print(f"  could not be graded: {result.error}")
         return
     width = max((len(q) for q in result.questions), default=4)
+    columns = max(60, shutil.get_terminal_size((100, 20)).columns)
     for question_id, question in result.questions.items():
         first = question.feedback.splitlines()[0] if question.feedback else ""
-        print(f"  {STATUS_MARK[question.status]} {question_id:<{width}}  {question.status.value:<8} "
-              f"{question.score:>4g}/{question.max_score:<3g}  {first[:100]}")
+        head = (f"  {STATUS_MARK[question.status]} {question_id:<{width}}  {question.status.value:<8} "
+                f"{question.score:>4g}/{question.max_score:<3g}  ")
+        print(textwrap.fill(first, width=columns, initial_indent=head, subsequent_indent=" " * len(head))
+              if first else head.rstrip())
     for cell in result.cells:
         if cell.status not in ("ok",) or cell.notes:
             detail = cell.message or "; ".join(cell.notes)

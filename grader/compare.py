@@ -17,7 +17,6 @@ from .assignment import PreparedCase, Question, Tolerance, Variant
 from .results import ArrayDiff, CaseResult, Status
 
 SHOW_CELLS = 100  # matrices up to this many cells are shown in full in reports
-TIME_WORDS = {"timeout": "did not finish within its time limit — an endless loop, or far too slow"}
 
 
 def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names: tuple[str, ...] = ()) -> CaseResult:
@@ -63,7 +62,9 @@ def _outcome_problem(outcome: Any, function: str, names: tuple[str, ...]) -> tup
     if status == "missing":
         return Status.MISSING, missing_message(function, names), None
     if status == "timeout":
-        return Status.TIMEOUT, f"`{function}` {TIME_WORDS['timeout']}; it was stopped.", trace
+        reason = _first_line(error.message) if error else ""
+        return (Status.TIMEOUT, f"`{function}` did not finish within its time limit and was stopped: an endless "
+                f"loop, or far too slow" + (f" ({reason})" if reason.startswith("not run again") else "") + ".", trace)
     if status == "error" and error is not None:
         return Status.ERROR, f"`{function}` raised {error.type}: {_first_line(error.message)}", trace
     if status == "crashed":

@@ -72,23 +72,37 @@ def gradebook_path(out_dir: Path) -> Path:
     return out_dir / GRADEBOOK_FILE
 
 
-def collect_sources(paths: list[Path], scratch: Path) -> tuple[list[tuple[Path, str]], dict[str, tuple[str, str]]]:
-    """(path, student) pairs from files, folders and Moodle downloads, plus Moodle identities."""
-    sources: list[tuple[Path, str]] = []
+@dataclass(frozen=True)
+class Sources:
+    """What a course run grades: (path, student) pairs, how to name each file, Moodle identities."""
+
+    pairs: list[tuple[Path, str]]
+    labels: dict[str, str]  # student -> the file as the instructor knows it (not a scratch copy)
+    identities: dict[str, tuple[str, str]]
+
+
+def collect_sources(paths: list[Path], scratch: Path) -> Sources:
+    """Submissions from files, folders and Moodle downloads (extracted into ``scratch``)."""
+    pairs: list[tuple[Path, str]] = []
+    labels: dict[str, str] = {}
     identities: dict[str, tuple[str, str]] = {}
     for path in find_submissions(paths):
         if path.is_file() and path.suffix.lower() == ".zip" and is_moodle_archive(path):
-            entries = extract_moodle(path, scratch / path.stem)
-            sources += [(entry.path, entry.student) for entry in entries]
+            entries = extract_moodle(path, scratch / f"{len(labels)}-{path.stem}")
+            for entry in entries:
+                pairs.append((entry.path, entry.student))
+                labels[entry.student] = f"{path} → {entry.full_name}/{entry.path.name}"
             identities.update(moodle_identities(entries))
         else:
-            sources.append((path, student_id(path)))
+            student = student_id(path)
+            pairs.append((path, student))
+            labels[student] = str(path)
     seen: set[str] = set()
-    for _, student in sources:
+    for _, student in pairs:
         if student in seen:
             raise SubmissionError(f"two submissions share the student id '{student}'; rename one of them")
         seen.add(student)
-    return sources, identities
+    return Sources(pairs, labels, identities)
 
 
 def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jobs: int = 2,
@@ -99,11 +113,12 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="grader-moodle-"))
     try:
-        sources, identities = collect_sources(paths, scratch)
+        collected = collect_sources(paths, scratch)
+        sources, identities = collected.pairs, collected.identities
         hashes = {student: submission_hash(path) for path, student in sources}
         with Gradebook(gradebook_path(out_dir)) as gradebook:
             decisions = gradebook.all_decisions(assignment.id)
-            fingerprint = _inputs_fingerprint(assignment, sources, hashes, decisions, identities)
+            fingerprint = _inputs_fingerprint(assignment, collected, hashes, decisions)
             stamp = _read_stamp(out_dir)
             if not force and stamp.get("fingerprint") == fingerprint and _outputs_present(out_dir, sources):
                 summary = replace(CourseSummary(**stamp["summary"]), reused=len(sources))
@@ -112,7 +127,7 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
             similarity = _Similarity(sources, assignment)  # forked now, before any thread starts
             if on_start:
                 on_start(len(sources))
-            results, reused = _grade_and_write(gradebook, sources, hashes, assignment, out_dir, decisions,
+            results, reused = _grade_and_write(gradebook, collected, hashes, assignment, out_dir, decisions,
                                                jobs=jobs, isolation=isolation, force=force, progress=progress)
         run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, reused, 0), results)
         run.similar = similarity.result()
@@ -124,24 +139,26 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _grade_and_write(gradebook: Gradebook, sources: list[tuple[Path, str]], hashes: dict[str, str | None],
+def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str, str | None],
                      assignment: Assignment, out_dir: Path, decisions: dict, *, jobs: int, isolation: str,
                      force: bool, progress: Callable | None) -> tuple[list[SubmissionResult], int]:
     """Grade (or reuse), record and write each result in input order as it arrives."""
     run_id = gradebook.start_run(assignment.id, assignment.version, "grade")
+    sources, labels = collected.pairs, collected.labels
     reused: dict[int, SubmissionResult] = {}
     recorded_before: set[int] = set()  # this student's own latest result: no need to record it again
     for i, (path, student) in enumerate(sources):
         digest = hashes.get(student)
         hit = None if force or not digest else gradebook.cached(digest, assignment.version, "grade")
         if hit is not None:  # identical bytes grade identically, whoever handed them in
-            reused[i] = replace(hit, student=student, file=str(path))
-            if hit.student == student and hit.file == str(path):
+            reused[i] = replace(hit, student=student, file=labels[student])
+            if hit.student == student and hit.file == labels[student]:
                 recorded_before.add(i)
     todo = [pair for i, pair in enumerate(sources) if i not in reused]
     if todo:
         assignment.prepared_cases(include_hidden=True)  # once, before the workers fork
-    state = {"assignment": assignment, "mode": "grade", "isolation": isolation, "decisions": decisions}
+    state = {"assignment": assignment, "mode": "grade", "isolation": isolation, "decisions": decisions,
+             "labels": labels}
     fresh = map_tasks(_grade_and_render, todo, state, jobs)
     outputs = _Outputs(out_dir, assignment)
     results = []
@@ -162,7 +179,7 @@ def _grade_and_write(gradebook: Gradebook, sources: list[tuple[Path, str]], hash
             progress(final)
     gradebook.finish_run(run_id)
     outputs.close_results()
-    return results, len(recorded_before)
+    return results, len(reused)
 
 
 def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, str]:
@@ -171,7 +188,8 @@ def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, st
 
     path, student = pair
     assignment = state["assignment"]
-    raw = grade_one(path, student, assignment, state["mode"], worker_sandbox(state))
+    raw = replace(grade_one(path, student, assignment, state["mode"], worker_sandbox(state)),
+                  file=state["labels"].get(student, str(path)))
     own = state["decisions"].get(student)
     final = apply_decisions(raw, assignment, own) if own else raw
     raw_text = _json(raw)
@@ -260,12 +278,11 @@ def _similar_from_json(data: bytes | str) -> list[SimilarPair]:
                         tuple(tuple(x) for x in p["passages"])) for p in json.loads(data)]
 
 
-def _inputs_fingerprint(assignment: Assignment, sources: list[tuple[Path, str]], hashes: dict, decisions: dict,
-                        identities: dict) -> str:
+def _inputs_fingerprint(assignment: Assignment, collected: Sources, hashes: dict, decisions: dict) -> str:
     """What the outputs depend on: the submissions' bytes, the assignment and grader, the decisions."""
-    key = json.dumps([assignment.version, [(student, str(path), hashes.get(student)) for path, student in sources],
+    key = json.dumps([assignment.version, [(s, collected.labels[s], hashes.get(s)) for _, s in collected.pairs],
                       {s: {q: repr(d) for q, d in sorted(by_q.items())} for s, by_q in sorted(decisions.items())},
-                      sorted(identities.items())], default=str)
+                      sorted(collected.identities.items())], default=str)
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -6,11 +6,12 @@ regrading, reviewing and re-rendering can recompute scores at any time.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
-from .assignment import Assignment, BonusRule, Question
+from .assignment import Assignment, BonusRule, Concept, Question
 from .results import SEVERITY, BonusDecision, CaseResult, ManualDecision, QuestionResult, Status, SubmissionResult
 
 
@@ -47,9 +48,11 @@ def score_written_question(question: Question, answer: str | None, rule: BonusRu
                          f"No answer found for {question.id}. Write it in the markdown cell headed "
                          f"'### Answer {question.id}'.", ())
     words = count_words(answer)
-    found = concepts_found(question, answer)
+    hits = {number for _, _, number in find_concepts(answer, question.rubric)}
+    found = tuple(concept.name for number, concept in enumerate(question.rubric) if number in hits)
     long_enough = words >= question.min_words
-    suggestion = _suggestion(question, words, found, long_enough)
+    opinion = suggest(question, answer, hits)
+    suggestion = f"{opinion.verdict}: {opinion.reason}"
     accepted = rule.written == "auto" and long_enough and len(found) >= rule.auto_min_concepts
     status = Status.PASSED if accepted else Status.PENDING
     score = question.points if accepted else 0.0
@@ -63,30 +66,65 @@ def score_written_question(question: Question, answer: str | None, rule: BonusRu
                    suggestion=suggestion, concepts_found=found)
 
 
-def _suggestion(question: Question, words: int, found: tuple[str, ...], long_enough: bool) -> str:
-    total = len(question.rubric)
-    if not long_enough:
-        return f"review closely: {words} words, fewer than the {question.min_words} expected"
-    if total and not found:
-        return "review closely: none of the rubric concepts appear"
-    return f"likely accept: {words} words, {len(found)} of {total} rubric concepts" if total else f"{words} words"
-
-
 def count_words(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
 def concepts_found(question: Question, text: str) -> tuple[str, ...]:
     """Rubric concepts whose name or a synonym appears in the text (case-insensitive, whole words)."""
-    lowered = text.lower()
-    return tuple(
-        concept.name for concept in question.rubric
-        if any(_mentions(lowered, synonym.lower()) for synonym in concept.synonyms)
-    )
+    found = {number for _, _, number in find_concepts(text, question.rubric)}
+    return tuple(concept.name for number, concept in enumerate(question.rubric) if number in found)
 
 
-def _mentions(text: str, phrase: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(phrase).replace(r"\ ", r"[\s\-]+") + r"(?!\w)", text) is not None
+# --------------------------------------------------------------------------- rubric matching and suggestion
+# (shared by the automatic feedback and the review app, so both read an answer the same way)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    verdict: str  # "accept", "check" or "reject": provisional, the person decides
+    points: float
+    reason: str
+
+
+def _concept_pattern(concept: Concept) -> re.Pattern:
+    words = sorted({s.strip() for s in concept.synonyms if s.strip()}, key=len, reverse=True)
+    alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es)?(?!\w)", re.IGNORECASE)
+
+
+def find_concepts(text: str, rubric: tuple[Concept, ...]) -> list[tuple[int, int, int]]:
+    """(start, end, concept index) of every rubric word in text: case-insensitive, whole words."""
+    spans = []
+    for number, concept in enumerate(rubric):
+        spans += [(m.start(), m.end(), number) for m in _concept_pattern(concept).finditer(text)]
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    kept, end = [], -1
+    for span in spans:
+        if span[0] >= end:
+            kept.append(span)
+            end = span[1]
+    return kept
+
+
+def suggest(question: Question, text: str, found: set[int]) -> Suggestion:
+    """A first opinion from rubric hits and length against min_words."""
+    words = count_words(text)
+    total = len(question.rubric)
+    needed = max(1, math.ceil(total / 2)) if total else 0
+    if not words:
+        return Suggestion("reject", 0.0, "no answer")
+    if question.min_words and words < question.min_words / 2:
+        return Suggestion("reject", 0.0, f"{words} words, far below the {question.min_words} expected")
+    short = question.min_words and words < question.min_words
+    if total == 0:
+        return Suggestion("check" if short else "accept", 0.0 if short else question.points,
+                          f"{words} words" + (f" (< {question.min_words})" if short else ""))
+    points = round(question.points * min(1.0, len(found) / needed) * 2) / 2
+    reason = f"{len(found)} of {total} concepts, {words} words" + (f" (< {question.min_words})" if short else "")
+    if len(found) >= needed and not short:
+        return Suggestion("accept", question.points, reason)
+    return Suggestion("check" if found else "reject", points, reason)
 
 
 def _question(question: Question, status: Status, score: float, feedback: str, cases: tuple) -> QuestionResult:

@@ -36,7 +36,7 @@ def test_written_answer_pending_with_rubric_and_auto_mode():
     pending = score_written_question(WRITTEN, answer, BonusRule(written="review"))
     assert pending.status is Status.PENDING and pending.score == 0
     assert pending.concepts_found == ("frozen weights", "few parameters")
-    assert pending.suggestion.startswith("likely accept")
+    assert pending.suggestion.startswith("accept: 2 of 2 concepts")
     auto = score_written_question(WRITTEN, answer, BonusRule(written="auto"))
     assert auto.status is Status.PASSED and auto.score == 1.0
     short = score_written_question(WRITTEN, "Freeze it.", BonusRule(written="auto"))

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
 import re
 import secrets
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,8 +30,9 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-from ..assignment import Assignment, Concept, Question
+from ..assignment import Assignment, Concept
 from ..results import ManualDecision, SubmissionResult
+from ..score import find_concepts, suggest
 from ..similarity import answer_units
 from ..store import Gradebook
 
@@ -44,53 +44,6 @@ _templates = jinja2.Environment(loader=jinja2.PackageLoader("grader.review", "te
 
 
 # --------------------------------------------------------------------------- rubric and suggestion
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    verdict: str  # "accept", "check" or "reject": provisional, the person decides
-    points: float
-    reason: str
-
-
-def _concept_pattern(concept: Concept) -> re.Pattern:
-    words = sorted({s.strip() for s in concept.synonyms if s.strip()}, key=len, reverse=True)
-    alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es)?(?!\w)", re.IGNORECASE)
-
-
-def find_concepts(text: str, rubric: tuple[Concept, ...]) -> list[tuple[int, int, int]]:
-    """(start, end, concept index) of every rubric word in text: case-insensitive, whole words."""
-    spans = []
-    for number, concept in enumerate(rubric):
-        spans += [(m.start(), m.end(), number) for m in _concept_pattern(concept).finditer(text)]
-    spans.sort(key=lambda s: (s[0], -s[1]))
-    kept, end = [], -1
-    for span in spans:
-        if span[0] >= end:
-            kept.append(span)
-            end = span[1]
-    return kept
-
-
-def suggest(question: Question, text: str, found: set[int]) -> Suggestion:
-    """A first opinion from rubric hits and length against min_words."""
-    words = len(text.split())
-    total = len(question.rubric)
-    needed = max(1, math.ceil(total / 2)) if total else 0
-    if not words:
-        return Suggestion("reject", 0.0, "no answer")
-    if question.min_words and words < question.min_words / 2:
-        return Suggestion("reject", 0.0, f"{words} words, far below the {question.min_words} expected")
-    short = question.min_words and words < question.min_words
-    if total == 0:
-        return Suggestion("check" if short else "accept", 0.0 if short else question.points,
-                          f"{words} words" + (f" (< {question.min_words})" if short else ""))
-    points = round(question.points * min(1.0, len(found) / needed) * 2) / 2
-    reason = f"{len(found)} of {total} concepts, {words} words" + (f" (< {question.min_words})" if short else "")
-    if len(found) >= needed and not short:
-        return Suggestion("accept", question.points, reason)
-    return Suggestion("check" if found else "reject", points, reason)
 
 
 def render_answer(text: str, rubric: tuple[Concept, ...]) -> Markup:
