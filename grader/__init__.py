@@ -13,7 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     "check": "api", "grade_many": "api", "grade_submission": "api",
-    "Assignment": "assignment", "Case": "assignment", "load_assignment": "assignment", "load_bundle": "assignment",
+    "Assignment": "assignment", "Case": "assignment", "load_assignment": "assignment", "load_bundle": "bundle",
     "AssignmentError": "errors", "GraderError": "errors", "SandboxError": "errors", "SubmissionError": "errors",
     "BonusDecision": "results", "CaseResult": "results", "QuestionResult": "results", "Status": "results",
     "SubmissionResult": "results",

@@ -204,7 +204,7 @@ def _instructor_assignment(name: str | None):
 
 def _any_assignment(name: str | None, submission: Path):
     """The instructor's reference when present, else the student bundle next to the submission."""
-    from .assignment import BUNDLE_FILE, find_bundle, load_bundle
+    from .bundle import BUNDLE_FILE, find_bundle, load_bundle
 
     if name and Path(name).is_file():
         return load_bundle(Path(name))

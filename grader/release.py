@@ -5,7 +5,7 @@
 - ``<id>.ipynb``: the sheet's text as markdown cells, one code cell per student function (the
   reference's signature and docstring, body ``raise NotImplementedError``) and one tagged markdown
   answer cell per written question;
-- ``assignment.json``: :func:`grader.assignment.bundle_document`, the public cases with their expected
+- ``assignment.json``: :func:`grader.bundle.bundle_document`, the public cases with their expected
   values as plain data (no code, no hidden cases);
 - ``.github/workflows/grader.yml``: GitHub Actions running ``grader ci`` on every push;
 - ``README.md``: how to work on the notebook and check it;
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import nbformat
 
-from .assignment import BUNDLE_FILE, Assignment, Question, bundle_document
+from .assignment import Assignment, Question
+from .bundle import BUNDLE_FILE, bundle_document
 from .errors import AssignmentError, GraderError
 
 ANSWER_PLACEHOLDER = "*Your answer here.*"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.assignment import bundle_document, load_assignment, load_bundle
+from grader.assignment import load_assignment
+from grader.bundle import bundle_document, load_bundle
 from grader.errors import AssignmentError
 
 FOLDER = Path(__file__).resolve().parents[1] / "reference" / "ex01"

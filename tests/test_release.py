@@ -12,7 +12,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.assignment import load_assignment, load_bundle
+from grader.assignment import load_assignment
+from grader.bundle import load_bundle
 from grader.release import ANSWER_PLACEHOLDER, function_stub, release, source_checkout, template_notebook
 
 FOLDER = Path(__file__).resolve().parents[1] / "reference" / "ex01"

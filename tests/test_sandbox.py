@@ -115,6 +115,18 @@ def test_endless_function_costs_only_its_call(box: Sandbox) -> None:
 
 
 @BOTH
+def test_a_function_that_timed_out_is_not_called_again(box: Sandbox) -> None:
+    """Its later cases are marked at once (no second wait); calls of other functions still run."""
+    src = "def spin(x):\n    while True: pass\ndef ok(x): return x + 1"
+    out = run(box, src, calls=(Call("a", "spin", (1,)), Call("b", "ok", (1,)), Call("c", "spin", (2,)),
+                               Call("d", "spin", (3,)), Call("e", "ok", (2,))))
+    assert [out.calls[k].status for k in "abcde"] == ["timeout", "ok", "timeout", "timeout", "ok"]
+    assert out.restarts == 1
+    assert "not run again" in out.calls["c"].error.message and "not run again" not in out.calls["a"].error.message
+    assert out.calls["e"].value == 3
+
+
+@BOTH
 def test_endless_top_level_cells_cost_only_that_cell(box: Sandbox) -> None:
     out = run(box, "def a(): return 1", "while True: pass", "import time; time.sleep(100)",
               "def b(): return 2", calls=(Call("a", "a"), Call("b", "b")))
