@@ -17,7 +17,7 @@ from typing import Callable
 
 from .api import required_isolation
 from .assignment import Assignment
-from .errors import SubmissionError
+from .errors import GraderError, SubmissionError
 from .moodle import extract_moodle, is_moodle_archive, moodle_identities
 from .pool import map_tasks, worker_sandbox
 from .report import render_submission
@@ -83,6 +83,9 @@ class Sources:
 
 def collect_sources(paths: list[Path], scratch: Path) -> Sources:
     """Submissions from files, folders and Moodle downloads (extracted into ``scratch``)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # a mistyped path on the command line, not a student's broken file
+        raise GraderError(f"no such file or folder: {', '.join(missing)}")
     pairs: list[tuple[Path, str]] = []
     labels: dict[str, str] = {}
     identities: dict[str, tuple[str, str]] = {}
@@ -372,7 +375,6 @@ class _Debounced:
 
 def start_review(assignment: Assignment, out_dir: Path, port: int = 8765, host: str = "127.0.0.1"):
     """Start the review app over the course's gradebook; reports are re-rendered as decisions arrive."""
-    from .errors import GraderError
     from .review import serve_review
 
     path = gradebook_path(out_dir)
@@ -386,7 +388,11 @@ def start_review(assignment: Assignment, out_dir: Path, port: int = 8765, host: 
         return [apply_decisions(r, assignment, decisions.get(r.student, {})) for r in stored]
 
     refresh = _Debounced(lambda: rerender(assignment, out_dir))
-    server = serve_review(path, assignment, current_results, on_decision=refresh.poke, host=host, port=port)
+    try:
+        server = serve_review(path, assignment, current_results, on_decision=refresh.poke, host=host, port=port)
+    except OSError as error:
+        raise GraderError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                          "choose another port with --port") from None
     original_shutdown = server.shutdown
 
     def shutdown() -> None:

@@ -174,3 +174,42 @@ def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
     failed = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
                             capture_output=True, text=True)
     assert failed.returncode == ExitCode.CHECKS_FAILED, failed.stdout
+
+
+def test_review_decisions_reach_the_reports(tmp_path, namespaces, capsys):
+    """grader review's glue: a decision is saved at once, and the reports follow a moment later."""
+    import http.client
+    import time
+
+    from grader.assignment import load_assignment
+    from grader.course import start_review
+
+    folder, out = course(tmp_path, names=("alice.ipynb",)), tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    server = start_review(load_assignment(ROOT / "reference" / "ex01"), out, port=0).start()
+    try:
+        body = json.dumps({"question": "2.1", "students": ["alice"], "action": "reject"}).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("POST", "/api/decision", body=body, headers={
+            "Host": f"127.0.0.1:{server.port}", "Content-Type": "application/json",
+            "X-Review-Token": server.app.token})
+        assert connection.getresponse().status == 200
+        deadline = time.monotonic() + 10
+        while "Reviewed: not accepted" not in (out / "alice.html").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert "Reviewed: not accepted" in (out / "alice.html").read_text()
+    alice = _student(out, "alice")
+    assert alice["questions"]["2.1"]["status"] == "failed" and alice["bonus"]["awarded"] is False
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK  # the decision survives a regrade
+    assert _student(out, "alice")["questions"]["2.1"]["status"] == "failed"
+
+
+def test_command_line_mistakes_are_clear_errors(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "typo"), "--out", str(tmp_path / "out")]) == ExitCode.GRADER_ERROR
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["release", "nope", "--out", str(tmp_path / "b")]) == ExitCode.GRADER_ERROR
+    assert "no assignment 'nope'" in capsys.readouterr().err
+    assert main(["review", "--out", str(tmp_path / "empty")]) == ExitCode.GRADER_ERROR
+    assert "grade the course first" in capsys.readouterr().err

@@ -116,15 +116,13 @@ def bonus_word(result: SubmissionResult) -> str:
 
 
 def overall_status(result: SubmissionResult) -> str:
-    """One word for a submission: error, timeout, failed, pending or passed."""
+    """One word for a submission: error, timeout, failed, missing, pending or passed."""
     if result.error:
         return "error"
     statuses = {q.status for q in result.questions.values()}
-    for status in (Status.TIMEOUT, Status.ERROR):
+    for status in (Status.TIMEOUT, Status.ERROR, Status.FAILED, Status.MISSING):
         if status in statuses:
             return status.value
-    if statuses & {Status.FAILED, Status.MISSING}:
-        return "failed"
     if Status.PENDING in statuses:
         return "pending"
     return "passed"

@@ -20,7 +20,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _NOBODY = "65534"
 
 
-def _minimal_env() -> dict[str, str]:
+def minimal_env() -> dict[str, str]:
     """An explicit environment: nothing of the instructor's leaks into the sandbox."""
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -71,7 +71,7 @@ def _dirs_to(path: str) -> list[str]:
     return out
 
 
-def _bwrap_argv(tail: list[str], packages: tuple[str, ...]) -> list[str]:
+def bwrap_argv(tail: list[str], packages: tuple[str, ...]) -> list[str]:
     """The bubblewrap command: no network, own pid/ipc/uts, only /usr, Python and the packages."""
     root = os.geteuid() == 0
     prefix = os.path.realpath(sys.base_prefix)
@@ -105,11 +105,11 @@ def _bwrap_argv(tail: list[str], packages: tuple[str, ...]) -> list[str]:
     return argv + tail
 
 
-def _worker_argv(isolation: str, packages: tuple[str, ...], fd: int, linkdir: str | None
+def worker_argv(isolation: str, packages: tuple[str, ...], fd: int, linkdir: str | None
                  ) -> list[str]:
     python = os.path.realpath(sys.executable)
     if isolation == "namespaces":
-        return _bwrap_argv([python, "-I", "-S", "/sandbox/lib/worker.py", "--control-fd",
+        return bwrap_argv([python, "-I", "-S", "/sandbox/lib/worker.py", "--control-fd",
                             str(fd), "--mode", "namespaces", "--site", "/sandbox/site"], packages)
     assert linkdir is not None
     for path, name in _package_dirs(packages):  # only the allowed packages on sys.path
@@ -120,7 +120,7 @@ def _worker_argv(isolation: str, packages: tuple[str, ...], fd: int, linkdir: st
             "--mode", "process", "--site", linkdir, "--scratch", scratch]
 
 
-def _probe_bwrap() -> tuple[str, str]:
+def probe_bwrap() -> tuple[str, str]:
     """Start a trivial Python the way the zygote is started; return (isolation, why not)."""
     if shutil.which("bwrap") is None:
         return "process", "bwrap is not installed"
@@ -129,9 +129,9 @@ def _probe_bwrap() -> tuple[str, str]:
         return "process", "setpriv/unshare (util-linux) are missing"
     python = os.path.realpath(sys.executable)
     try:
-        argv = _bwrap_argv([python, "-I", "-S", "-c", "import os; assert os.getuid() != 0"],
+        argv = bwrap_argv([python, "-I", "-S", "-c", "import os; assert os.getuid() != 0"],
                            ("numpy",))
-        done = subprocess.run(argv, env=_minimal_env(), capture_output=True, timeout=30,
+        done = subprocess.run(argv, env=minimal_env(), capture_output=True, timeout=30,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
         return "process", f"bwrap could not be started ({exc})"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import SandboxError
-from grader.sandbox.command import _minimal_env, _probe_bwrap, _worker_argv
+from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
 from grader.sandbox.protocol import (
     FrameDecoder,
     ProtocolError,
@@ -125,7 +125,7 @@ def _probe_result() -> tuple[str, str]:
     global _probe
     with _probe_lock:
         if _probe is None:
-            _probe = _probe_bwrap()
+            _probe = probe_bwrap()
         return _probe
 
 
@@ -148,9 +148,9 @@ class _Zygote:
         # process mode: the packages' symlink dir and the jobs' scratch root, both chosen here
         self.linkdir = None if isolation == "namespaces" else tempfile.mkdtemp(prefix="grader-site-")
         try:
-            argv = _worker_argv(isolation, packages, theirs.fileno(), self.linkdir)
+            argv = worker_argv(isolation, packages, theirs.fileno(), self.linkdir)
             self.proc = subprocess.Popen(
-                argv, pass_fds=[theirs.fileno()], start_new_session=True, env=_minimal_env(),
+                argv, pass_fds=[theirs.fileno()], start_new_session=True, env=minimal_env(),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
         finally:
             theirs.close()
