@@ -1,7 +1,8 @@
-"""The library's entry points: grade one submission, grade a course, check a notebook.
+"""The library's entry points: grade one submission, grade many in parallel, check a notebook.
 
 Stages in order — load (submission) → execute (sandbox) → compare → score — each a module of its
-own; this module only wires them and never prints. The CLI is a thin layer over these functions.
+own; this module only wires them and never prints. A whole course (gradebook, outputs) is
+:mod:`grader.course`; the CLI is a thin layer over both.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase
 from .compare import compare_case
@@ -140,16 +141,27 @@ def grade_many(sources: Iterable[Path | tuple[Path, str]], assignment: Assignmen
     """
     pairs = [s if isinstance(s, tuple) else (Path(s), student_id(Path(s))) for s in sources]
     reused = {i: hit for i, (path, student) in enumerate(pairs) if cached and (hit := cached(path, student))}
-    todo = [pair for i, pair in enumerate(pairs) if i not in reused]
-    if todo:
-        assignment.prepared_cases(include_hidden=(mode == "grade"))  # once, before the workers fork
     state = {"assignment": assignment, "mode": mode, "isolation": isolation}
-    fresh = map_tasks(_grade_task, todo, state, jobs)
-    for i in range(len(pairs)):
-        result = reused[i] if i in reused else SubmissionResult.from_dict(json.loads(next(fresh)))
+    for _, hit, text in in_input_order(pairs, reused, _grade_task, state, jobs):
+        result = hit if hit is not None else SubmissionResult.from_dict(json.loads(text))
         if progress:
             progress(result)
         yield result
+
+
+def in_input_order(pairs: list[tuple[Path, str]], reused: dict[int, SubmissionResult], task: Callable,
+                   state: dict, jobs: int) -> Iterator[tuple[int, SubmissionResult | None, Any]]:
+    """(index, reused result or None, task output or None) for every pair, in input order.
+
+    ``task(state, pair)`` runs for the pairs not reused, in forked workers when ``jobs`` > 1; the
+    state must hold the assignment, the mode ("grade" or "check") and the isolation.
+    """
+    todo = [pair for i, pair in enumerate(pairs) if i not in reused]
+    if todo:  # expected values once, before the workers fork, so every worker inherits them
+        state["assignment"].prepared_cases(include_hidden=(state["mode"] == "grade"))
+    fresh = map_tasks(task, todo, state, jobs)
+    for i in range(len(pairs)):
+        yield (i, reused[i], None) if i in reused else (i, None, next(fresh))
 
 
 def _grade_task(state: dict, pair: tuple[Path, str]) -> str:

@@ -1,8 +1,9 @@
 """Grading a whole course: inputs (folders, Moodle downloads) → gradebook → results.json, reports, exports.
 
-This is what ``grader grade`` runs. Every submission goes through :func:`grader.api.grade_many`;
-results are recorded in the gradebook as they arrive, manual decisions from earlier reviews are
-applied, and everything a person reads is rendered from that.
+This is what ``grader grade`` runs. Unchanged submissions are taken from the gradebook; the others
+are graded in forked workers (:func:`grader.api.in_input_order`), which also apply the decisions of
+earlier reviews and render each student's page. Results are recorded and written as they arrive; the
+overview and exports follow once all are in.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .api import required_isolation
+from .api import in_input_order, required_isolation
 from .assignment import Assignment
 from .errors import GraderError, SubmissionError
 from .moodle import extract_moodle, is_moodle_archive, moodle_identities
-from .pool import map_tasks, worker_sandbox
-from .report import render_submission
-from .results import SCHEMA_VERSION, SimilarPair, SubmissionResult, plain, results_document
+from .pool import worker_sandbox
+from .report import render_index, render_submission, safe_filename, write_exports
+from .results import SimilarPair, SubmissionResult, plain, results_document
 from .score import apply_decisions
 from .similarity import similar_pairs
 from .store import Gradebook
@@ -157,21 +158,17 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
             reused[i] = replace(hit, student=student, file=labels[student])
             if hit.student == student and hit.file == labels[student]:
                 recorded_before.add(i)
-    todo = [pair for i, pair in enumerate(sources) if i not in reused]
-    if todo:
-        assignment.prepared_cases(include_hidden=True)  # once, before the workers fork
     state = {"assignment": assignment, "mode": "grade", "isolation": isolation, "decisions": decisions,
              "labels": labels}
-    fresh = map_tasks(_grade_and_render, todo, state, jobs)
     outputs = _Outputs(out_dir, assignment)
     results = []
-    for i in range(len(sources)):
-        if i in reused:
-            raw, raw_text = reused[i], None
+    for i, hit, texts in in_input_order(sources, reused, _grade_and_render, state, jobs):
+        if hit is not None:
+            raw, raw_text = hit, None
             final = apply_decisions(raw, assignment, decisions.get(raw.student, {}))
             final_text, page = _json(final), render_submission(final, assignment)
         else:
-            raw_text, final_text, page = next(fresh)
+            raw_text, final_text, page = texts
             final = SubmissionResult.from_dict(json.loads(final_text))
             raw = final if raw_text == final_text else SubmissionResult.from_dict(json.loads(raw_text))
         if i not in recorded_before:
@@ -214,28 +211,24 @@ class _Outputs:
         self.count = 0
 
     def add(self, result: SubmissionResult, document: str, page: str) -> None:
-        from .report import safe_filename
-
         (self.out_dir / f"{safe_filename(result.student)}.html").write_text(page, encoding="utf-8")
-        if self.handle is None:
-            self.handle = self.partial.open("w", encoding="utf-8")
-            self.handle.write(json.dumps({"schema_version": SCHEMA_VERSION, "assignment": self.assignment.id})[:-1]
-                              + ', "submissions": [\n')
+        self._open_results()
         self.handle.write((",\n" if self.count else "") + document)
         self.count += 1
 
+    def _open_results(self) -> None:
+        if self.handle is None:  # the document up to its submissions list: '{..., "submissions": ['
+            self.handle = self.partial.open("w", encoding="utf-8")
+            self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2] + "\n")
+
     def close_results(self) -> None:
         """Finish results.json: it appears complete or not at all (written aside, then renamed)."""
-        if self.handle is None:
-            self.handle = self.partial.open("w", encoding="utf-8")
-            self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2])
+        self._open_results()
         self.handle.write("\n]}\n")
         self.handle.close()
         self.partial.replace(self.out_dir / RESULTS_FILE)
 
     def finish(self, run: CourseRun, identities: dict | None) -> list[Path]:
-        from .report import render_index, safe_filename, write_exports
-
         similar_file = self.out_dir / SIMILAR_FILE
         similar_file.write_text(json.dumps([plain(p) for p in run.similar], ensure_ascii=False), encoding="utf-8")
         index = self.out_dir / "index.html"
@@ -302,8 +295,6 @@ def _write_stamp(out_dir: Path, stamp: dict) -> None:
 
 
 def _outputs_present(out_dir: Path, sources: list[tuple[Path, str]]) -> bool:
-    from .report import safe_filename
-
     names = [RESULTS_FILE, "index.html", "grades.csv"] + [f"{safe_filename(s)}.html" for _, s in sources]
     return all((out_dir / name).is_file() for name in names)
 
