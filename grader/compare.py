@@ -257,16 +257,16 @@ def _shape_of(value: Any) -> Any:
 def describe_inputs(prepared: PreparedCase) -> dict[str, Any]:
     named = dict(zip(prepared.arg_names, prepared.case.args))
     named.update(prepared.case.kwargs)
-    return {name: _plain(value) for name, value in named.items()}
+    return {name: _as_lists(value) for name, value in named.items()}
 
 
-def _plain(value: Any) -> Any:
+def _as_lists(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _listed(value.astype(np.float64)) if value.dtype.kind in "fiu" else value.tolist()
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [_as_lists(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _as_lists(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -30,8 +30,8 @@ import nbformat
 from .assignment import Assignment, Question
 from .bundle import BUNDLE_FILE, bundle_document
 from .errors import AssignmentError, GraderError
+from .submission import ANSWER_PLACEHOLDER  # the loader treats an unchanged placeholder as no answer
 
-ANSWER_PLACEHOLDER = "*Your answer here.*"
 WORKFLOW_FILE = Path(".github") / "workflows" / "grader.yml"
 WHEEL_FOLDER = ".grader"
 README_FILE = "README.md"

@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nbformat  # noqa: E402
-
 import make_examples  # noqa: E402
+import nbformat  # noqa: E402
 
 FIRST_NAMES = ["Anna", "Ben", "Chiara", "Deniz", "Elif", "Finn", "Greta", "Hannes", "Ines", "Jonas", "Kemal", "Lea",
                "Mara", "Niklas", "Olga", "Paul", "Quirin", "Rosa", "Sven", "Tara", "Umut", "Vera", "Wen", "Yusuf"]
