@@ -111,7 +111,7 @@ def _grade(args: argparse.Namespace) -> int:
     from .course import grade_course
 
     assignment = _instructor_assignment(args.assignment)
-    out_dir = args.out or Path("reports") / assignment.id
+    out_dir = _reports_dir(args, assignment)
     bar = _ProgressBar()
     run = grade_course(args.paths, assignment, out_dir, jobs=args.jobs, force=args.force,
                        allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start)
@@ -157,10 +157,9 @@ def _ci(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from .assignment import load_assignment, resolve_assignment
     from .release import release
 
-    assignment = load_assignment(resolve_assignment(args.assignment))
+    assignment = _instructor_assignment(args.assignment)
     for path in release(assignment, args.out):
         print(f"wrote {path}")
     return ExitCode.OK
@@ -170,7 +169,7 @@ def _review(args: argparse.Namespace) -> int:
     from .course import start_review
 
     assignment = _instructor_assignment(args.assignment)
-    out_dir = args.out or Path("reports") / assignment.id
+    out_dir = _reports_dir(args, assignment)
     server = start_review(assignment, out_dir, port=args.port)
     print(f"Review written answers at {server.url}  (Ctrl-C to stop; decisions are saved as you go)")
     try:
@@ -185,7 +184,7 @@ def _import_scores(args: argparse.Namespace) -> int:
     from .store import Gradebook, import_decisions_csv
 
     assignment = _instructor_assignment(args.assignment)
-    out_dir = args.out or Path("reports") / assignment.id
+    out_dir = _reports_dir(args, assignment)
     with Gradebook(gradebook_path(out_dir)) as gradebook:
         count = import_decisions_csv(gradebook, assignment, args.csv)
     rerender(assignment, out_dir)
@@ -202,15 +201,21 @@ def _instructor_assignment(name: str | None):
     return load_assignment(resolve_assignment(name))
 
 
+def _reports_dir(args: argparse.Namespace, assignment) -> Path:
+    """--out, or the default reports/<assignment>/ that grade, review and import-scores share."""
+    return args.out or Path("reports") / assignment.id
+
+
 def _any_assignment(name: str | None, submission: Path):
     """The instructor's reference when present, else the student bundle next to the submission."""
+    from .assignment import DEFINITION_FILE
     from .bundle import BUNDLE_FILE, find_bundle, load_bundle
 
     if name and Path(name).is_file():
         return load_bundle(Path(name))
-    if name and (Path(name) / BUNDLE_FILE).is_file() and not (Path(name) / "assignment.toml").is_file():
+    if name and (Path(name) / BUNDLE_FILE).is_file() and not (Path(name) / DEFINITION_FILE).is_file():
         return load_bundle(Path(name) / BUNDLE_FILE)
-    if Path("reference").is_dir() or (name and (Path(name) / "assignment.toml").is_file()):
+    if Path("reference").is_dir() or (name and (Path(name) / DEFINITION_FILE).is_file()):
         return _instructor_assignment(name)
     bundle = find_bundle(submission)
     if bundle is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -193,9 +193,6 @@ class SubmissionResult:
         data["bonus"] = BonusDecision(**data["bonus"])
         data["cells"] = tuple(CellResult.from_dict(c) for c in data.get("cells", ()))
         return cls(**data)
-
-    def with_questions(self, questions: dict[str, QuestionResult]) -> "SubmissionResult":
-        return replace(self, questions=questions)
 
 
 @dataclass(frozen=True)
