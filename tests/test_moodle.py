@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.course.moodle import extract_moodle, html_to_text, is_moodle_archive, moodle_identities, student_id
 from grader.errors import SubmissionError
-from grader.moodle import extract_moodle, html_to_text, is_moodle_archive, moodle_identities, student_id
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,7 +168,7 @@ def test_huge_output_is_capped(box: Sandbox) -> None:
 @BOTH
 def test_deep_recursion(box: Sandbox) -> None:
     src = "import sys\ndef r(n): return r(n + 1)\ndef deep():\n    sys.setrecursionlimit(10**6)\n    return r(0)\ndef ok(): return 1"
-    lim = Limits(call_timeout=5)
+    lim = Limits(call_timeout=60, total_timeout=180)  # a crash, not a timeout, even on a busy machine
     out = run(box, src, calls=(Call("a", "r", (0,)), Call("b", "deep"), Call("c", "ok")),
               limits=lim)
     assert out.calls["a"].status == "error" and out.calls["a"].error.type == "RecursionError"
@@ -282,7 +283,10 @@ def imp(name):
 
 
 # ------------------------------------------------------------------- namespace-only hardening
-def _snapshot(root: str = "/work/main") -> dict[str, tuple[int, int]]:
+ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def _snapshot(root: str = ROOT) -> dict[str, tuple[int, int]]:
     found = {}
     for base, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in (".git", "__pycache__", ".pytest_cache", ".hypothesis")]
@@ -298,7 +302,7 @@ def _snapshot(root: str = "/work/main") -> dict[str, tuple[int, int]]:
 
 @pytest.fixture
 def work_untouched() -> Iterator[None]:
-    """Nothing under /work/main is created or changed by the sandbox (uid 65534, 'pwned')."""
+    """Nothing under the checkout is created or changed by the sandbox (uid 65534, 'pwned')."""
     before = _snapshot()
     yield
     after = _snapshot()
@@ -306,18 +310,19 @@ def work_untouched() -> Iterator[None]:
     assert not [p for p in changed if after[p][0] == 65534 or "pwned" in p]
 
 
-PROBES = """
+PROBES = f"""
 import os, socket
+WORK = {ROOT!r}
 def attempt(kind):
     try:
         if kind == "reference":
-            return str(os.listdir("/work/main/reference"))
+            return str(os.listdir(WORK + "/reference"))
         if kind == "passwd":
             return open("/etc/passwd").read()
         if kind == "root":
             return str(sorted(os.listdir("/root")))
         if kind == "write_work":
-            open("/work/main/pwned.txt", "w").write("x")
+            open(WORK + "/pwned.txt", "w").write("x")
             return "wrote"
         if kind == "write_tmp":
             open("/tmp/pwned.txt", "w").write("x")
@@ -346,7 +351,7 @@ def test_filesystem_network_and_uid(box: Sandbox, work_untouched: None) -> None:
     assert v["write_tmp"] == "wrote" and v["uid"] != "0"
     again = run(box, PROBES, calls=(Call("t", "attempt", ("read_tmp",)),))
     assert again.calls["t"].value == "['work']"  # only the new job's own, fresh directory
-    assert not os.path.exists("/work/main/pwned.txt")
+    assert not os.path.exists(ROOT + "/pwned.txt")
 
 
 @ONLY_NS

@@ -122,7 +122,7 @@ def _moodle_zip(path: Path, notebooks: dict) -> None:
 
 def _scores_sheet(path: Path, people: list[tuple[str, int]]) -> None:
     """Decisions the way an instructor keeps them in a spreadsheet; student ids as grader derives them."""
-    from grader.moodle import student_id
+    from grader.course.moodle import student_id
 
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

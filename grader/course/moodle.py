@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import SubmissionError
+from ..errors import SubmissionError
 
 _ENTRY = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?P<plugin>file|onlinetext)_(?P<rest>.*)$")
 _PREFERENCE = (".ipynb", ".py", ".zip")
