@@ -85,18 +85,21 @@ def test_nbformat3_is_upgraded(tmp_path):
     assert submission.answers == {"2.1": "Old notebooks count too."}
 
 
-def test_module_answers_and_percent_cells(tmp_path):
+def test_module_answers_and_statement_cells(tmp_path):
     path = tmp_path / "bob.py"
     path.write_text('import numpy as np\n# %%\nANSWER_2_1 = """Frozen weights."""\nANSWER_4_3D = "Prefix."\n'
-                    '# %%\ndef project(X, W):\n    return X @ W\n')
+                    'print(np.eye(2))\n# %%\ndef project(X, W):\n    return X @ W\n')
     submission = load_submission(path, QUESTIONS)
     assert submission.kind == "module"
+    assert submission.run_as == "bob"  # imported under its own name, not run as __main__
     assert submission.answers == {"2.1": "Frozen weights.", "4.3d": "Prefix."}
-    assert len(submission.cells) == 3
+    # definitions, imports and constants share a cell; the print statement is a cell of its own
+    assert [c.source.strip().splitlines()[0] for c in submission.cells] == [
+        "import numpy as np", "print(np.eye(2))", "def project(X, W):"]
     assert all(c.label == "bob.py" for c in submission.cells)
-    # padding keeps the file's line numbers: the def is on line 6 of the file
+    # padding keeps the file's line numbers: the def is on line 7 of the file
     code = compile(submission.cells[2].source, "bob.py", "exec")
-    assert code.co_consts[0].co_firstlineno == 6
+    assert code.co_consts[0].co_firstlineno == 7
     assert answer_variable("4.3d") == "ANSWER_4_3D"
 
 
