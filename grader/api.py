@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase, Question
 from .compare import compare_case
-from .diagnose import explain_case, stop_line, unavailable_reason
+from .diagnose import error_reason, explain_case, stop_line
 from .errors import GraderError, SandboxError, SubmissionError
 from .pool import map_tasks, worker_sandbox
 from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
@@ -111,7 +111,7 @@ def _cell_results(submission: Submission, outcome: JobOutcome, packages: tuple[s
         if error and submission.kind == "module":  # a module's cells are its statements: say which line
             line = stop_line(error, cell.label) or _first_code_line(cell.source)
             message = f"line {line}: {message}" if line else message
-        reason = unavailable_reason(message, submission, packages) if error else ""
+        reason = error_reason(message, submission, by_index, packages) if error else ""
         if reason:
             message = f"{message} ({reason})"
         results.append(CellResult(index=cell.index, status=status, message=message[:500],

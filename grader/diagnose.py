@@ -39,18 +39,22 @@ def explain_case(case: CaseResult, call: Any, submission: Submission, cells: dic
             return replace(case, status=status, message=message)
         return case
     if case.status is Status.ERROR and error is not None:
-        extra = unavailable_reason(f"{error.type}: {error.message}", submission, packages)
+        extra = error_reason(f"{error.type}: {error.message}", submission, cells, packages)
         if extra:
             return replace(case, message=f"{case.message} ({extra})")
     return case
 
 
-def unavailable_reason(message: str, submission: Submission, packages: tuple[str, ...]) -> str:
-    """Why a NameError or ModuleNotFoundError happened, when a package the sandbox lacks is the cause."""
+def error_reason(message: str, submission: Submission, cells: dict[int, Any], packages: tuple[str, ...]) -> str:
+    """Why a NameError or ModuleNotFoundError happened, when the submission shows it: a package the
+    sandbox lacks, or a definition in the file that never ran."""
     name = _NAME_ERROR.search(message)
     if name and name.group("name") in submission.unavailable:
         package = submission.unavailable[name.group("name")]
         return f"`{name.group('name')}` was never imported: {_not_available(package, packages)}"
+    if name:
+        found = why_missing(name.group("name"), submission, cells)
+        return found[1] if found else ""
     module = _NO_MODULE.search(message)
     if module:
         return _not_available(module.group("name").split(".")[0], packages)
@@ -72,15 +76,17 @@ def why_missing(function: str, submission: Submission, cells: dict[int, Any]) ->
         for match in definition.finditer(cell.source):
             line = cell.source.count("\n", 0, match.start()) + 1
             indent = match.group("indent") if match.group("indent") is not None else match.group("indent2")
-            where = f"line {line}" if module else f"{cell.label} (line {line})"
+            where = f"on line {line}" if module else f"in {cell.label}, line {line}"
             if indent:
                 message = _nested(function, cell, line, where, module)
                 if message:
                     return Status.MISSING, message
                 continue
-            message = _stopped(function, cell, line, where, cells.get(cell.index), module)
-            if message:
-                return Status.ERROR, message
+            outcome = cells.get(cell.index)
+            message = _stopped(function, cell, line, where, outcome, module)
+            if message:  # the code ran and failed before the def; a def that ran but was undone is missing
+                ran_fine = outcome is None or outcome.status == "ok"
+                return (Status.MISSING if ran_fine else Status.ERROR), message
     for index, source in submission.prose:
         if definition.search(source):
             return Status.MISSING, (f"`{function}` is written in a markdown or raw cell (cell {index + 1}), and "
@@ -96,11 +102,11 @@ def _nested(function: str, cell: CodeCell, line: int, where: str, module: bool) 
         if text.strip() and not text.lstrip().startswith("#") and len(text) - len(text.lstrip()) < indent:
             header = text.strip()
             if re.match(r"if\s+__name__\s*==\s*['\"]__main__['\"]", header):
-                return (f"`{function}` is defined under `if __name__ == \"__main__\":` ({where}), which does not "
+                return (f"`{function}` is defined under `if __name__ == \"__main__\":` {where}, which does not "
                         f"run when your {'module' if module else 'code'} is imported for grading: define it at "
                         "the top level.")
             if re.match(r"(async\s+)?(def|class)\s", header):
-                return (f"`{function}` is defined inside `{header.rstrip(':')[:60]}` ({where}), not at the top "
+                return (f"`{function}` is defined inside `{header.rstrip(':')[:60]}` {where}, not at the top "
                         "level, so it cannot be called from outside: move it to the top level.")
             return None
     return None
@@ -113,25 +119,25 @@ def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any,
         return None
     error = outcome.error
     if outcome.status == "ok" or error is None:
-        return (f"`{function}` is defined ({where}), but a later line assigned something else to that name, so "
-                "it is not a function when grading calls it.")
+        return (f"`{function}` is defined {where}, but when grading calls it the name no longer holds that "
+                "function: a later line deleted it or assigned something else to it.")
     what = f"{error.type}: {(error.message or '').strip().splitlines()[0][:200] if (error.message or '').strip() else ''}"
     if outcome.status == "timeout":
-        return (f"`{function}` is defined ({where}), but the code before it did not finish within its time limit "
+        return (f"`{function}` is defined {where}, but the code before it did not finish within its time limit "
                 f"and was stopped, so the definition never ran ({error.message or 'timeout'}).")
     if outcome.status == "crashed":
-        return (f"`{function}` is defined ({where}), but the code before it crashed the process running it "
+        return (f"`{function}` is defined {where}, but the code before it crashed the process running it "
                 f"({error.message}), so the definition never ran.")
     stop = stop_line(error, cell.label)
     place = "the file" if module else cell.label
     if stop is not None and stop >= line and error.type != "SyntaxError":
-        return (f"`{function}` is defined ({where}), but running {place} failed at line {stop} "
+        return (f"`{function}` is defined {where}, but running {place} failed at line {stop} "
                 f"({what.strip()}), so the definition never took effect.")
     at = f" at line {stop}" if stop is not None else ""
     if error.type in ("SyntaxError", "IndentationError", "TabError"):
-        return (f"`{function}` is defined ({where}), but {place} has a syntax error{at} ({what.strip()}), so none "
+        return (f"`{function}` is defined {where}, but {place} has a syntax error{at} ({what.strip()}), so none "
                 f"of {'that part' if module else 'that cell'} ran. Fix the syntax error.")
-    return (f"`{function}` is defined ({where}), but {place} stopped{at} before reaching it: {what.strip()}. "
+    return (f"`{function}` is defined {where}, but {place} stopped{at} before reaching it: {what.strip()}. "
             "Fix that line (or move the definition above it).")
 
 
