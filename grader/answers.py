@@ -379,6 +379,13 @@ def static_string(node: ast.expr | None) -> str | None:
         return left + right if left is not None and right is not None else None
     if isinstance(node, ast.Call) and not node.keywords:
         func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "join" and len(node.args) == 1:
+            sep = static_string(func.value)
+            items = node.args[0]
+            if sep is not None and isinstance(items, (ast.List, ast.Tuple)):
+                values = [static_string(e) for e in items.elts]
+                return sep.join(v for v in values if v is not None) if None not in values else None
+            return None
         args = [static_string(a) for a in node.args]
         if any(a is None for a in args):
             return None
@@ -390,13 +397,6 @@ def static_string(node: ast.expr | None) -> str | None:
                 except (TypeError, ValueError):
                     return None
             return base
-        if isinstance(func, ast.Attribute) and func.attr == "join" and len(node.args) == 1:
-            sep = static_string(func.value)
-            items = node.args[0]
-            if sep is not None and isinstance(items, (ast.List, ast.Tuple)):
-                values = [static_string(e) for e in items.elts]
-                return sep.join(values) if all(v is not None for v in values) else None
-            return None
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if name in ("dedent", "cleandoc", "str") and len(args) == 1:
             import inspect
