@@ -77,12 +77,17 @@ def why_missing(function: str, submission: Submission, cells: dict[int, Any]) ->
             line = cell.source.count("\n", 0, match.start()) + 1
             indent = match.group("indent") if match.group("indent") is not None else match.group("indent2")
             where = f"on line {line}" if module else f"in {cell.label}, line {line}"
+            outcome = cells.get(cell.index)
             if indent:
-                message = _nested(function, cell, line, where, module)
+                message, block = _nested(function, cell, line, where, module)
                 if message:
                     return Status.MISSING, message
-                continue
-            outcome = cells.get(cell.index)
+                if block is None:
+                    continue
+                if outcome is not None and outcome.status == "ok":
+                    return Status.MISSING, (f"`{function}` is defined {where}, inside `{block[:60]}`, and that "
+                                            "block did not define it when your code ran (a condition that was "
+                                            "false, an exception that was caught): define it at the top level.")
             message = _stopped(function, cell, line, where, outcome, module)
             if message:  # the code ran and failed before the def; a def that ran but was undone is missing
                 ran_fine = outcome is None or outcome.status == "ok"
@@ -94,22 +99,29 @@ def why_missing(function: str, submission: Submission, cells: dict[int, Any]) ->
     return None
 
 
-def _nested(function: str, cell: CodeCell, line: int, where: str, module: bool) -> str | None:
+def _nested(function: str, cell: CodeCell, line: int, where: str, module: bool) -> tuple[str | None, str | None]:
+    """(message, None) for a def under the ``__main__`` guard or inside a function or class;
+    (None, header) for one inside another block at the top level; (None, None) otherwise."""
     lines = cell.source.splitlines()
+    outer: str | None = None
     indent = len(lines[line - 1]) - len(lines[line - 1].lstrip())
     for above in range(line - 2, -1, -1):
         text = lines[above]
         if text.strip() and not text.lstrip().startswith("#") and len(text) - len(text.lstrip()) < indent:
             header = text.strip()
+            indent = len(text) - len(text.lstrip())
             if re.match(r"if\s+__name__\s*==\s*['\"]__main__['\"]", header):
                 return (f"`{function}` is defined under `if __name__ == \"__main__\":` {where}, which does not "
                         f"run when your {'module' if module else 'code'} is imported for grading: define it at "
-                        "the top level.")
+                        "the top level."), None
             if re.match(r"(async\s+)?(def|class)\s", header):
                 return (f"`{function}` is defined inside `{header.rstrip(':')[:60]}` {where}, not at the top "
-                        "level, so it cannot be called from outside: move it to the top level.")
-            return None
-    return None
+                        "level, so it cannot be called from outside: move it to the top level."), None
+            if re.match(r"(if|elif|else|for|while|with|try|except|finally)\b", header):
+                outer = header.rstrip(":")
+            if indent == 0:
+                return None, outer
+    return None, outer
 
 
 def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any, module: bool) -> str | None:
