@@ -429,11 +429,12 @@ def _comment_blocks(source: str) -> list[str]:
 
 
 def _variables_by_pattern(source: str, ids: _Ids) -> dict[str, FoundAnswer]:
-    """Best effort for a module with a syntax error: triple-quoted ANSWER_ strings, the last one winning."""
+    """Best effort for a module with a syntax error: ANSWER_ string literals, the last one winning."""
     found = {}
-    for match in re.finditer(r'^(ANSWER_\w+)\s*=\s*[fFrR]?(?:"""(.*?)"""|\'\'\'(.*?)\'\'\')', source, re.S | re.M | re.I):
+    pattern = r'^(ANSWER_\w+)\s*=\s*[fFrR]?(?:"""(.*?)"""|\'\'\'(.*?)\'\'\'|"([^"\n]*)"|\'([^\'\n]*)\')'
+    for match in re.finditer(pattern, source, re.S | re.M | re.I):
         question = _variable_question(match.group(1), ids)
-        text = clean_answer(match.group(2) or match.group(3) or "")
+        text = clean_answer(next((g for g in match.groups()[1:] if g is not None), ""))
         if question:
             found[question] = FoundAnswer(text)
     return found

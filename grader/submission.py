@@ -454,11 +454,17 @@ def module_cells(source: str, label: str, imports: _Imports | None = None, tree:
             notes += found
             lines[begin - 1:end] = text.splitlines(keepends=True)[begin - 1:]
         chunks += [_Chunk(_first_line(s), s.end_lineno, _inert(s)) for s in piece.body]
+    # a module's __future__ imports hold for the whole file: each later cell carries them on a padding line
+    future = sorted({a.name for _, _, piece in pieces if piece is not None for s in piece.body
+                     if isinstance(s, ast.ImportFrom) and s.module == "__future__" for a in s.names})
     cells: list[CodeCell] = []
     for begin, end in _group(chunks):
         body = "".join(lines[begin - 1:end])
         if body.strip():
-            cells.append(CodeCell(len(cells), label, "\n" * (begin - 1) + body))
+            padding = "\n" * (begin - 1)
+            if future and cells and begin > 1:
+                padding = f"from __future__ import {', '.join(future)}" + padding
+            cells.append(CodeCell(len(cells), label, padding + body))
     if notes:
         first = cells[0] if cells else CodeCell(0, label, "")
         cells[:1] = [CodeCell(first.index, first.label, first.source, first.notes + tuple(notes))]
