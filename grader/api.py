@@ -22,7 +22,7 @@ from .pool import map_tasks, worker_sandbox
 from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
 from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import count_words, finalise, score_code_question, score_written_question
-from .submission import Submission, load_submission, student_id
+from .submission import Submission, answer_variable, load_submission, student_id
 
 Progress = Callable[[SubmissionResult], None]
 
@@ -92,6 +92,9 @@ def _written(question: Question, submission: Submission, assignment: Assignment)
     """A written answer; one found outside its answer cell always waits for a person, with the reason."""
     answer, note = submission.answers.get(question.id), submission.answer_notes.get(question.id)
     result = score_written_question(question, answer, assignment.bonus)
+    if not answer and submission.kind == "module":  # a module has no markdown cells: say what it needs
+        return replace(result, feedback=f"No answer found for {question.id}. Set it as a string in your module: "
+                                        f'{answer_variable(question.id)} = """…""".')
     if not answer or not note:
         return result
     words = count_words(answer)

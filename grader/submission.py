@@ -35,6 +35,7 @@ from .errors import SubmissionError
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
 SUBMISSION_SUFFIXES = (".ipynb", ".py", ".zip")
+_CODE_ANSWER = re.compile(r"^[ \t]*(?:answer_\w+[ \t]*\+?=|#.*\b(?:answers?|antwort|l(?:ö|oe)sung)\b)", re.I | re.M)
 _CELL_MAGICS_WITH_PYTHON_BODY = {"time", "timeit", "capture", "prun", "debug"}
 
 
@@ -211,7 +212,7 @@ def _notebook_submission(student: str, path: Path, data: bytes, content_hash: st
         elif source.strip():
             prose.append((index, source))
     found = notebook_answers(all_cells, question_ids)
-    if "answer" in "".join(code).lower():  # answers typed into code cells, as in a module
+    if _CODE_ANSWER.search("\n".join(code)):  # answers typed into code cells, as in a module
         for index, cell in enumerate(all_cells):
             if cell["cell_type"] != "code":
                 continue
