@@ -290,7 +290,7 @@ class Job:
             for number, line in enumerate(cell["source"].splitlines(True)):
                 if number >= len(merged):
                     merged.append(line)
-                elif line.strip():
+                elif line.strip() and not merged[number].strip():
                     merged[number] = line
         for label, lines in files.items():
             linecache.cache[label] = (sum(map(len, lines)), None, lines, label)
