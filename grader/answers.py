@@ -244,6 +244,16 @@ def _segments(source: str, ids: _Ids, region: str | None) -> tuple[str, list[tup
     return "\n".join(preamble), [(m, "\n".join(body)) for m, body in marked]
 
 
+def looks_like_answer(cell: dict, question_ids: tuple[str, ...] = ()) -> bool:
+    """Does this cell (of any type) carry an answer tag or start with an answer marker?"""
+    ids = _Ids(question_ids)
+    if _tag_question(cell, ids) is not None:
+        return True
+    first = next((line for line in cell_source(cell).splitlines() if line.strip()), "")
+    marker = parse_marker(first, ids) if first else None
+    return marker is not None and marker.kind == "answer" and marker.question is not None
+
+
 def _tag_question(cell: dict, ids: _Ids) -> str | None:
     metadata = cell.get("metadata")
     tags = metadata.get("tags", []) if isinstance(metadata, dict) else []

@@ -30,7 +30,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .answers import ANSWER_PLACEHOLDER, answer_variable, cell_source, module_answers, notebook_answers
+from .answers import (ANSWER_PLACEHOLDER, answer_variable, cell_source, looks_like_answer, module_answers,
+                      notebook_answers)
 from .errors import SubmissionError
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
@@ -203,10 +204,17 @@ def _notebook_submission(student: str, path: Path, data: bytes, content_hash: st
                          question_ids: tuple[str, ...], imports: _Imports) -> Submission:
     notebook = _parse_notebook(_decode_text(data, path, "notebook"), path)
     cells, code, prose = [], [], []
-    all_cells = notebook["cells"]
+    all_cells = list(notebook["cells"])
     for index, cell in enumerate(all_cells):
         source = cell_source(cell)
-        if cell["cell_type"] == "code":
+        if cell["cell_type"] == "code" and looks_like_answer(cell, question_ids) and _parse(source) is None:
+            # an answer cell turned into a code cell by accident: read as the answer, not run as code
+            all_cells[index] = {**cell, "cell_type": "markdown"}
+            cells.append(CodeCell(index, f"cell {index + 1}", "", (
+                "not run: this cell holds a written answer, not code (a markdown cell turned into a code cell "
+                "by accident?); it was read as the answer",)))
+            prose.append((index, source))
+        elif cell["cell_type"] == "code":
             code.append(source)
             cells.append(imports.in_cell(transform_cell(index, f"cell {index + 1}", source)))
         elif source.strip():

@@ -221,3 +221,14 @@ def test_uncertain_answer_is_pending_with_its_note_never_missing(tmp_path, assig
     assert "outside its answer cell" in misplaced.answer_note and "outside its answer cell" in misplaced.feedback
     assert result.questions["2.1"].answer_note is None
     assert result.questions["2.3"].status is Status.MISSING
+
+
+def test_answer_cell_turned_into_a_code_cell_is_read_not_run(tmp_path, template, ids):
+    position = answer_position(template, "2.3")
+    code = nbformat.v4.new_code_cell(f"### Answer 2.3\n\n{TEXT['2.3']}")
+    code.metadata["tags"] = ["answer-2.3"]
+    template.cells[position] = code
+    submission = load(tmp_path, template, ids)
+    assert submission.answers == {"2.3": TEXT["2.3"]}
+    cell = next(c for c in submission.cells if c.index == position)
+    assert cell.source == "" and "holds a written answer" in cell.notes[0]
