@@ -218,7 +218,7 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
             if question is None:
                 continue
             note = ""
-            if tag is not None and tag != question and marker is answered[0]:
+            if tag is not None and tag != question and marker is answered[0] and not preamble.strip():
                 note = (f"The cell holding this answer is tagged answer-{tag} but its heading says {question}; "
                         f"it was taken as the answer to {question} (check that this is right).")
             found.place(question, text, note)

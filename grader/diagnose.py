@@ -116,7 +116,7 @@ def _nested(function: str, cell: CodeCell, line: int, where: str, module: bool) 
                         "the top level."), None
             if re.match(r"(async\s+)?(def|class)\s", header):
                 return (f"`{function}` is defined inside `{header.rstrip(':')[:60]}` {where}, not at the top "
-                        "level, so it cannot be called from outside: move it to the top level."), None
+                        "level, so it is not visible outside it: move it to the top level."), None
             if re.match(r"(if|elif|else|for|while|with|try|except|finally)\b", header):
                 outer = header.rstrip(":")
             if indent == 0:
