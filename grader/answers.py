@@ -19,6 +19,7 @@ where it was found; scoring then leaves it to the reviewer instead of calling th
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import re
 import tokenize
@@ -41,7 +42,27 @@ _WORD_ONLY = re.compile(rf"^{_WORD}\s*[:.]{_SEP}(?P<rest>.*)$", re.I)
 _PROMPT = re.compile(rf"^{_QWORD}{_ID}\b(?P<rest>.*)$", re.I)
 _DECORATION = re.compile(r"^\s*(?:>\s*)*(?P<hashes>#{1,6})?\s*(?P<emph>[*_]{1,3})?\s*")
 _ANSWER_TAG = re.compile(r"^answer-(.+)$", re.I)
+_MAYBE_MARKER = re.compile(r"\s*(?:>\s*)*(?:[#*_\d]|answer|antwort|l(?:ö|oe)sung|solution|question|task|exercise|"
+                           r"aufgabe|teilaufgabe|frage|q\s*\d)", re.I)
 _MARKER_WORD = re.compile(rf"\b{_WORD}\b", re.I)
+_MARKER_STEMS = ("answer", "antwort", "lösung", "loesung", "solution")
+
+
+def has_marker_word(text: str) -> bool:
+    """Does ``text`` hold the word answer/antwort/lösung/solution (not ``ANSWER_2_1``)? Faster than a regex."""
+    lowered = text.lower()
+    for stem in _MARKER_STEMS:
+        at = lowered.find(stem)
+        while at >= 0:
+            end = at + len(stem)
+            while end < len(lowered) and lowered[end] in "sen":  # answers, antworten, lösungen
+                end += 1
+            before = lowered[at - 1] if at else " "
+            after = lowered[end] if end < len(lowered) else " "
+            if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+                return True
+            at = lowered.find(stem, at + 1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,11 @@ def clean_answer(text: str) -> str:
 def normalise_id(raw: str) -> str:
     """``4.3 d`` / ``4.3(d)`` / ``4.3D`` → ``4.3d``."""
     return re.sub(r"[\s()]", "", raw).lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _ids(question_ids: tuple[str, ...]) -> _Ids:
+    return _Ids(question_ids)
 
 
 class _Ids:
@@ -90,6 +116,8 @@ class _Marker:
 
 def parse_marker(line: str, ids: _Ids, explicit_only: bool = False) -> _Marker | None:
     """What an answer or question marker line says, or None for an ordinary line."""
+    if not _MAYBE_MARKER.match(line):  # most lines of prose: settled by one cheap test
+        return None
     decoration = _DECORATION.match(line)
     heading = bool(decoration.group("hashes"))
     emphasis = bool(decoration.group("emph"))
@@ -167,7 +195,7 @@ class _Collector:
 
 def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> dict[str, FoundAnswer]:
     """Answers from a notebook's markdown and raw cells (see the module's docstring for the rules)."""
-    ids = _Ids(question_ids)
+    ids = _ids(tuple(question_ids))
     found = _Collector()
     follow: str | None = None  # the answer that plain cells below continue
     region: str | None = None  # the question whose prompt or answer came last
@@ -246,7 +274,7 @@ def _segments(source: str, ids: _Ids, region: str | None) -> tuple[str, list[tup
 
 def looks_like_answer(cell: dict, question_ids: tuple[str, ...] = ()) -> bool:
     """Does this cell (of any type) carry an answer tag or start with an answer marker?"""
-    ids = _Ids(question_ids)
+    ids = _ids(tuple(question_ids))
     if _tag_question(cell, ids) is not None:
         return True
     first = next((line for line in cell_source(cell).splitlines() if line.strip()), "")
@@ -284,7 +312,7 @@ def answer_variable(question_id: str) -> str:
 def module_answers(source: str, question_ids: tuple[str, ...] = (), tree: ast.Module | None = None
                    ) -> dict[str, FoundAnswer]:
     """``ANSWER_<id>`` strings (last assignment wins), then ``# Answer <id>:`` comments and marked strings."""
-    ids = _Ids(question_ids)
+    ids = _ids(tuple(question_ids))
     if tree is None:
         try:
             tree = ast.parse(source)
@@ -296,10 +324,10 @@ def module_answers(source: str, question_ids: tuple[str, ...] = (), tree: ast.Mo
     else:
         variables, strings = _variables_from_tree(tree, source, ids)
     found = {q: a for q, a in variables.items() if a.text}
-    if _MARKER_WORD.search(source):
+    if has_marker_word(source):
         blocks = strings + _comment_blocks(source)
         marked = notebook_answers([{"cell_type": "markdown", "source": b} for b in blocks
-                                   if _MARKER_WORD.search(b)], question_ids)
+                                   if has_marker_word(b)], question_ids)
         for question, answer in marked.items():
             if question not in found and not answer.note:
                 found[question] = answer
