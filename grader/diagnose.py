@@ -88,7 +88,7 @@ def why_missing(function: str, submission: Submission, cells: dict[int, Any]) ->
                     return Status.MISSING, (f"`{function}` is defined {where}, inside `{block[:60]}`, and that "
                                             "block did not define it when your code ran (a condition that was "
                                             "false, an exception that was caught): define it at the top level.")
-            message = _stopped(function, cell, line, where, outcome, module)
+            message = _stopped(function, cell, line, where, outcome, module, submission.unavailable)
             if message:  # the code ran and failed before the def; a def that ran but was undone is missing
                 ran_fine = outcome is None or outcome.status == "ok"
                 return (Status.MISSING if ran_fine else Status.ERROR), message
@@ -124,7 +124,8 @@ def _nested(function: str, cell: CodeCell, line: int, where: str, module: bool) 
     return None, outer
 
 
-def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any, module: bool) -> str | None:
+def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any, module: bool,
+             skipped: dict[str, str]) -> str | None:
     if outcome is None:
         if cell.notes:
             return f"`{function}` is in {cell.label}, which was not run: {cell.notes[0]}"
@@ -134,6 +135,9 @@ def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any,
         return (f"`{function}` is defined {where}, but when grading calls it the name no longer holds that "
                 "function: a later line deleted it or assigned something else to it.")
     what = f"{error.type}: {(error.message or '').strip().splitlines()[0][:200] if (error.message or '').strip() else ''}"
+    name = _NAME_ERROR.search(what)
+    if name and name.group("name") in skipped:
+        what += f"; its import was skipped: {skipped[name.group('name')]} is not available while grading"
     if outcome.status == "timeout":
         return (f"`{function}` is defined {where}, but the code before it did not finish within its time limit "
                 f"and was stopped, so the definition never ran ({error.message or 'timeout'}).")

@@ -20,6 +20,7 @@ How code becomes cells, so that one failing line costs as little as in Jupyter:
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import io
 import json
@@ -452,7 +453,11 @@ def module_cells(source: str, label: str, imports: _Imports | None = None, tree:
     pieces = [(1, len(lines), tree)] if tree is not None else [  # still broken: only the broken piece is lost
         (begin, end, _parse("\n" * (begin - 1) + "".join(lines[begin - 1:end])))
         for begin, end in _top_level_spans(source)]
+    # a module's __future__ imports hold for the whole file: each later cell carries them on a padding line
+    future = sorted({a.name for _, _, piece in pieces if piece is not None for s in piece.body
+                     if isinstance(s, ast.ImportFrom) and s.module == "__future__" for a in s.names})
     chunks: list[_Chunk] = []
+    inert = _Inert(imports.bound, postponed="annotations" in future)
     for begin, end, piece in pieces:
         if piece is None:
             chunks.append(_Chunk(begin, end, False))
@@ -462,10 +467,7 @@ def module_cells(source: str, label: str, imports: _Imports | None = None, tree:
             text, found = imports.rewrite(text, piece.body)
             notes += found
             lines[begin - 1:end] = text.splitlines(keepends=True)[begin - 1:]
-        chunks += [_Chunk(_first_line(s), s.end_lineno, _inert(s)) for s in piece.body]
-    # a module's __future__ imports hold for the whole file: each later cell carries them on a padding line
-    future = sorted({a.name for _, _, piece in pieces if piece is not None for s in piece.body
-                     if isinstance(s, ast.ImportFrom) and s.module == "__future__" for a in s.names})
+        chunks += [_Chunk(_first_line(s), s.end_lineno, inert(s)) for s in piece.body]
     cells: list[CodeCell] = []
     for begin, end in _group(chunks):
         body = "".join(lines[begin - 1:end])
@@ -511,39 +513,85 @@ def _first_line(stmt: ast.stmt) -> int:
     return min([stmt.lineno] + [d.lineno for d in decorators])
 
 
-_LITERALS = (ast.Constant, ast.Name, ast.Attribute)
+_BUILTINS = frozenset(dir(builtins))
 
 
-def _literal(node: ast.expr | None) -> bool:
-    if node is None or isinstance(node, _LITERALS):
-        return True
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return all(_literal(e) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(_literal(k) and _literal(v) for k, v in zip(node.keys, node.values))
-    if isinstance(node, ast.UnaryOp):
-        return _literal(node.operand)
-    if isinstance(node, ast.JoinedStr):
-        return all(isinstance(v, ast.Constant) or (isinstance(v, ast.FormattedValue) and _literal(v.value))
-                   for v in node.values)
-    return False
+class _Inert:
+    """Decides which top-level statements cannot fail in practice, so they may share a cell.
+
+    Imports of available packages, plain definitions and literal assignments qualify, provided every
+    name their decorators, defaults and annotations use is known to exist by then (a builtin, or bound
+    by an earlier statement of that kind): ``@njit`` after a skipped numba import, or an annotation
+    naming ``torch``, gets a cell of its own, so its failure costs only itself.
+    """
+
+    def __init__(self, skipped: dict[str, str], postponed: bool = False) -> None:
+        self.known = set(_BUILTINS)
+        self.skipped = skipped  # names whose import was skipped: never known
+        self.postponed = postponed  # from __future__ import annotations: annotations are not evaluated
+
+    def __call__(self, stmt: ast.stmt) -> bool:
+        inert = self._inert(stmt)
+        if inert:
+            self.known.update(n for n in _bound_names(stmt) if n not in self.skipped)
+        return inert
+
+    def _inert(self, stmt: ast.stmt) -> bool:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass, ast.Global)):
+            return True
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = stmt.args
+            every = [*stmt.decorator_list, *args.defaults, *(d for d in args.kw_defaults if d is not None)]
+            if not self.postponed:
+                every += [a.annotation for a in [*args.posonlyargs, *args.args, *args.kwonlyargs,
+                                                 *filter(None, [args.vararg, args.kwarg])] if a.annotation]
+                every += [stmt.returns] if stmt.returns else []
+            return all(self._safe(e) for e in every)
+        if isinstance(stmt, ast.Assign):
+            return self._safe(stmt.value) and all(isinstance(t, ast.Name) for t in stmt.targets)
+        if isinstance(stmt, ast.AnnAssign):
+            return stmt.value is None or self._safe(stmt.value)
+        if isinstance(stmt, ast.Expr):
+            return isinstance(stmt.value, ast.Constant)
+        if isinstance(stmt, ast.If):
+            return _is_main_guard(stmt.test) and not stmt.orelse
+        return False
+
+    def _safe(self, node: ast.expr | None) -> bool:
+        if node is None or isinstance(node, ast.Constant):
+            return True
+        if isinstance(node, ast.Name):
+            return node.id in self.known
+        if isinstance(node, ast.Attribute):
+            return self._safe(node.value)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return all(self._safe(e) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            return all(self._safe(k) and self._safe(v) for k, v in zip(node.keys, node.values))
+        if isinstance(node, ast.UnaryOp):
+            return self._safe(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # X | None annotations
+            return self._safe(node.left) and self._safe(node.right)
+        if isinstance(node, ast.Subscript):  # list[int], Optional[np.ndarray]
+            return self._safe(node.value) and self._safe(node.slice)
+        if isinstance(node, ast.JoinedStr):
+            return all(isinstance(v, ast.Constant) or (isinstance(v, ast.FormattedValue) and self._safe(v.value))
+                       for v in node.values)
+        return False
 
 
-def _inert(stmt: ast.stmt) -> bool:
-    """Definitions, imports, literal assignments, docstrings and the ``__main__`` guard."""
-    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass, ast.Global)):
-        return True
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        args = stmt.args
-        return all(isinstance(d, (ast.Name, ast.Attribute)) for d in stmt.decorator_list) and \
-            all(_literal(d) for d in [*args.defaults, *args.kw_defaults])
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-        return _literal(stmt.value)
-    if isinstance(stmt, ast.Expr):
-        return isinstance(stmt.value, ast.Constant)
-    if isinstance(stmt, ast.If):
-        return _is_main_guard(stmt.test) and not stmt.orelse
-    return False
+def _bound_names(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, ast.Import):
+        return [a.asname or a.name.split(".")[0] for a in stmt.names]
+    if isinstance(stmt, ast.ImportFrom):
+        return [a.asname or a.name for a in stmt.names if a.name != "*"]
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, ast.Assign):
+        return [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [stmt.target.id]
+    return []
 
 
 def _is_main_guard(test: ast.expr) -> bool:

@@ -276,3 +276,19 @@ def test_results_in_longdouble_and_other_real_dtypes_are_numbers(tmp_path, assig
     result = grade(write(tmp_path, "precise.py", source), assignment, sandbox)
     assert all_code_passed(result), {q: r.feedback for q, r in result.questions.items()
                                      if r.kind == "code" and r.status is not Status.PASSED}
+
+
+def test_a_definition_using_an_unavailable_package_costs_only_itself(tmp_path, assignment, sandbox):
+    """`@njit` after a skipped numba import fails alone; the definitions after it stay."""
+    functions = functions_of(STUDENT)
+    softmax = next(i for i, f in enumerate(functions) if f.startswith("def softmax"))
+    functions[softmax] = "@njit\n" + functions[softmax]
+    source = "import numpy as np\nfrom numba import njit\n\n" + "\n\n".join(functions)
+    result = grade(write(tmp_path, "fast.py", source), assignment, sandbox)
+    statuses = code_statuses(result)
+    assert statuses.pop("4.2a") == "error"
+    assert statuses.pop("4.2b") != "passed"  # it calls softmax
+    assert statuses["4.1a"] == statuses["4.1b"] == statuses["4.2c"] == "passed", statuses  # not using softmax
+    feedback = result.questions["4.2a"].feedback
+    assert "name 'njit' is not defined" in feedback and "numba is not available while grading" in feedback, feedback
+    assert "not defined in your submission" not in feedback
