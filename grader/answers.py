@@ -347,6 +347,21 @@ def _variable_question(name: str, ids: _Ids) -> str | None:
     return None
 
 
+def _loose_variable_question(name: str, ids: _Ids) -> str | None:
+    """A question id in a variable named like an answer but not as the contract says."""
+    lowered = name.lower()
+    if not any(stem in lowered for stem in ("answer", "antwort", "loesung")) or not ids.known:
+        return None
+    found = re.search(r"(\d+)_?(\d+)_?([a-z])?(?![a-z0-9])", lowered)
+    if not found:
+        return None
+    key = found.group(1) + found.group(2) + (found.group(3) or "")
+    for norm, question in ids.known.items():
+        if re.sub(r"[^0-9a-z]", "", norm) == key:
+            return question
+    return None
+
+
 def _variables_from_tree(tree: ast.Module, source: str, ids: _Ids) -> tuple[dict[str, FoundAnswer], list[str]]:
     found: dict[str, FoundAnswer] = {}
     strings: list[str] = []
@@ -364,7 +379,16 @@ def _variables_from_tree(tree: ast.Module, source: str, ids: _Ids) -> tuple[dict
             continue
         for target in targets:
             question = _variable_question(target.id, ids)
-            if question is None or node.value is None:
+            if question is None and node.value is not None and not isinstance(node, ast.AugAssign):
+                loose = _loose_variable_question(target.id, ids)  # answer21, ANSWER_2_1_TEXT, antwort_3_3
+                text = static_string(node.value)
+                if loose is not None and text and clean_answer(text) and \
+                        (loose not in found or found[loose].note):
+                    found[loose] = FoundAnswer(clean_answer(text), (
+                        f"Found in the variable `{target.id}`, not `{answer_variable(loose)}`; check that it "
+                        f"answers {loose}."))
+                continue
+            if node.value is None:
                 continue
             text = static_string(node.value)
             if isinstance(node, ast.AugAssign):

@@ -232,3 +232,13 @@ def test_answer_cell_turned_into_a_code_cell_is_read_not_run(tmp_path, template,
     assert submission.answers == {"2.3": TEXT["2.3"]}
     cell = next(c for c in submission.cells if c.index == position)
     assert cell.source == "" and "holds a written answer" in cell.notes[0]
+
+
+def test_module_answer_in_a_variable_named_otherwise_goes_to_the_reviewer(tmp_path, ids):
+    path = tmp_path / "student.py"
+    path.write_text(f'answer_2_1_text = """{TEXT["2.1"]}"""\nANSWER_2_2 = """{TEXT["2.2"]}"""\n'
+                    f'answer_2_2_draft = "an older draft"\n')
+    submission = load_submission(path, ids)
+    assert submission.answers == {"2.1": TEXT["2.1"], "2.2": TEXT["2.2"]}
+    assert "`answer_2_1_text`, not `ANSWER_2_1`" in submission.answer_notes["2.1"]
+    assert "2.2" not in submission.answer_notes
