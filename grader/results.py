@@ -111,6 +111,7 @@ class QuestionResult:
     concepts_found: tuple[str, ...] = ()  # written questions: rubric concepts seen in the answer
     manual: bool = False  # score set by a person (review or CSV import)
     comment: str | None = None  # the reviewer's comment
+    answer_note: str | None = None  # written questions: why the answer was not placed with confidence
 
     @classmethod
     def from_dict(cls, data: dict) -> "QuestionResult":

@@ -365,7 +365,7 @@ def _submission_view(result: SubmissionResult, assignment: Assignment) -> dict:
         "bonus": bonus_sentence(result),
         "bonus_word": bonus_word(result),
         "status": overall_status(result),
-        "cell_problems": [c for c in result.cells if c.status != "ok"],
+        "cell_problems": [c for c in result.cells if c.status != "ok" or c.notes],  # notes: skipped imports, shell lines
         "isolation_ok": result.isolation == "namespaces",
         "counts": Counter(q.status for s in sections for q in s.questions),
     }

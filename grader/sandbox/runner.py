@@ -75,6 +75,7 @@ class Job:
     cells: tuple[CellSource, ...]
     calls: tuple[Call, ...]
     limits: Limits = Limits()
+    run_as: str = "__main__"  # the cells' ``__name__``: a module's own name, so its __main__ demo does not run
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class Sandbox:
         current: tuple[str, Any] | None = None
         try:
             cells = [c for c in job.cells if c.index not in st.skip]
-            child.send({"op": "cells", "labels": [c.label for c in job.cells],
+            child.send({"op": "cells", "labels": [c.label for c in job.cells], "name": job.run_as,
                         "cells": [{"index": c.index, "label": c.label, "source": c.source}
                                   for c in cells]}, lim.cell_timeout)
             for cell in cells:

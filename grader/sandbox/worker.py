@@ -282,9 +282,21 @@ class Job:
     def serve(self) -> None:
         msg, _ = self.p.recv_frame(self.sock, self.decoder)
         self.labels = set(msg["labels"])
+        # a module's cells share its file name and are padded to its line numbers: merge them so that
+        # a traceback shows the right line whichever cell it comes from
+        files: dict[str, list[str]] = {}
         for cell in msg["cells"]:
-            lines = cell["source"].splitlines(True)
-            linecache.cache[cell["label"]] = (len(cell["source"]), None, lines, cell["label"])
+            merged = files.setdefault(cell["label"], [])
+            for number, line in enumerate(cell["source"].splitlines(True)):
+                if number >= len(merged):
+                    merged.append(line)
+                elif line.strip() and not merged[number].strip():
+                    merged[number] = line
+        for label, lines in files.items():
+            linecache.cache[label] = (sum(map(len, lines)), None, lines, label)
+        name = msg.get("name")
+        if isinstance(name, str) and name.isidentifier():  # a module is imported, not run as __main__
+            self.ns["__name__"] = name
         for cell in msg["cells"]:
             self.send({"ev": "cell_start", "index": cell["index"]})
             status, error, output = self._guarded(
@@ -362,10 +374,24 @@ class Job:
                 return self._unconvertible(v)
         except Exception:  # noqa: BLE001 - a misbehaving __array__ or a ragged list
             return self._unconvertible(v)
+        if isinstance(arr, np.ndarray) and not self.p.dtype_allowed(arr.dtype) and arr.ndim <= self.p.MAX_DIMS:
+            arr = self._as_float64(arr)  # np.longdouble and friends: real numbers all the same
         if not isinstance(arr, np.ndarray) or not self.p.dtype_allowed(arr.dtype) \
                 or arr.ndim > self.p.MAX_DIMS:
             return self._unconvertible(v)
         return np.array(arr, copy=True, subok=False)
+
+    def _as_float64(self, arr: Any) -> Any:
+        """Real floating dtypes the protocol does not carry (longdouble), and object arrays holding only
+        plain numbers, as float64; anything else unchanged."""
+        np = sys.modules["numpy"]
+        if arr.dtype.kind == "f" and arr.dtype.fields is None:
+            return arr.astype(np.float64)
+        if arr.dtype.kind == "O" and arr.size <= 1 << 20 and all(
+                type(x) in (int, float, bool) or isinstance(x, np.number) and x.dtype.kind in "biuf"
+                for x in arr.flat):
+            return arr.astype(np.float64)
+        return arr
 
     def _unconvertible(self, v: Any) -> Any:
         if type(v).__module__ != "builtins":  # a student's class: its __repr__ may never return
