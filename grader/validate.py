@@ -233,10 +233,12 @@ def _build(assignment: Assignment, builder: str, seed: int, cases_file: str, rep
     try:
         return assignment._build_cases(builder, public=(builder == "public_cases"))
     except AssignmentError as error:
-        report.error(cases_file, _without_path(error))
-    except Exception as error:  # the instructor's cases module
+        cause = error.__cause__
+        if cause is None or isinstance(cause, AssignmentError):
+            report.error(cases_file, _without_path(error))
+            return None
         what = f"{builder}({seed})" if builder == "hidden_cases" else f"{builder}()"
-        report.error(cases_file, f"{what} raised {_exception(error, assignment)}")
+        report.error(cases_file, f"{what} raised {_exception(cause, assignment)}")
     return None
 
 
@@ -280,6 +282,8 @@ def _check_variants(assignment: Assignment, checked: list[_Checked], report: Val
                                      for c in mine]
         for position, variant in enumerate(ordered):
             count += 1
+            if _signature(variant.implementation) != _signature(getattr(assignment.reference, variant.function)):
+                continue  # already reported: its calls would only fail
             _judge_variant(assignment, question, variant, ordered[:position], mine, outputs, report)
     if count and len(report.errors) == errors_before:
         report.checked.append(f"{_plural(count, 'variant')} run on their cases, each can fire")
