@@ -145,16 +145,15 @@ def _semester_command(commands) -> None:
 
 def _grade(args: argparse.Namespace) -> int:
     from .course import grade_course
-
     from .sheets import SUBMISSIONS_ROOT, default_submissions
     from .validate import check_before_grading
 
     clues_from = args.paths or [SUBMISSIONS_ROOT]
     assignment = _instructor_assignment(args.assignment, submissions=clues_from, out=args.out)
     paths = args.paths or [default_submissions(assignment.id)]
-    check_before_grading(assignment)
-    _check_submissions_belong(assignment, paths, explicit=bool(args.paths))
     out_dir = _reports_dir(args, assignment)
+    check_before_grading(assignment, remember_in=out_dir)
+    _check_submissions_belong(assignment, paths, explicit=bool(args.paths))
     bar = _ProgressBar()
     run = grade_course(paths, assignment, out_dir, jobs=args.jobs, force=args.force,
                        allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start)
@@ -253,7 +252,8 @@ def _new(args: argparse.Namespace) -> int:
     for path in new_assignment(args.id, args.reference, title=args.title):
         print(f"wrote {path}")
     folder = args.reference / args.id
-    print(f"next: edit the files in {folder}/, then run: grader validate --assignment {folder}")
+    named = args.id if args.reference == Path("reference") else folder
+    print(f"next: edit the files in {folder}/, then run: grader validate --assignment {named}")
     return ExitCode.OK
 
 

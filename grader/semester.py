@@ -104,7 +104,7 @@ class Overview:
         graded = sum(1 for s in self.sheets if s.graded)
         return (f"{len(self.rows)} students, {graded} of {len(self.sheets)} sheets graded: "
                 f"{self.count('qualifies')} qualify for the course bonus (at least {self.course.min_sheets} sheets), "
-                f"{self.count('one-short')} are one sheet short")
+                f"{self.count('one-short')} {'is' if self.count('one-short') == 1 else 'are'} one sheet short")
 
 
 STATUS_TEXT = {"qualifies": "qualifies", "one-short": "one sheet short", "open": "open", "out": "does not qualify"}

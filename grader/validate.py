@@ -111,11 +111,27 @@ def validate(folder: Path | str, *, full: bool = True, isolation: str = "auto") 
     return report
 
 
-def check_before_grading(assignment: Assignment) -> None:
-    """The fast checks, for ``release`` and ``grade``: raise one AssignmentError listing every error."""
+VALIDATED_FILE = ".validated"
+
+
+def check_before_grading(assignment: Assignment, remember_in: Path | None = None) -> None:
+    """The fast checks, for ``release`` and ``grade``: raise one AssignmentError listing every error.
+
+    With ``remember_in`` (a reports folder), a version that passed once is not checked again there:
+    the version covers the assignment's files and grader's own code.
+    """
     if not assignment.has_reference or assignment.path is None:
         return
+    marker = Path(remember_in) / VALIDATED_FILE if remember_in is not None else None
+    try:
+        if marker is not None and marker.read_text(encoding="utf-8").strip() == assignment.version:
+            return
+    except OSError:
+        pass
     report = validate(assignment.path, full=False)
+    if not report.errors and marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(assignment.version + "\n", encoding="utf-8")
     if report.errors:
         lines = "\n".join(f"  - {p}" for p in report.errors)
         raise AssignmentError(
