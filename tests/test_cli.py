@@ -301,3 +301,20 @@ def test_release_takes_assignment_and_keeps_students_work(two_sheets, capsys):
     assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK
     assert "Why normalise embeddings?" in notebook.read_text()
     assert main(["release", "ex01", "--assignment", "ex02", "--out", "bundle"]) == ExitCode.GRADER_ERROR
+
+
+def test_two_sheets_check_finds_the_bundle_next_to_a_notebook_without_metadata(two_sheets, capsys):
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK
+    notebook = nbformat.read(two_sheets / "bundle" / "ex02.ipynb", as_version=4)
+    del notebook.metadata["grader"]  # a notebook the student started afresh: only the bundle beside it tells
+    for cell in notebook.cells:
+        cell.source = cell.source.replace("raise NotImplementedError",
+                                          "return X / np.linalg.norm(X, axis=-1, keepdims=True)")
+    nbformat.write(notebook, two_sheets / "bundle" / "mine.ipynb")
+    capsys.readouterr()
+    assert main(["check", "bundle/mine.ipynb"]) == ExitCode.CHECKS_FAILED  # the written answer is missing
+    printed = capsys.readouterr().out
+    assert "mine — ex02" in printed and "2.1  passed" in printed
+    shutil.copy(EXAMPLES / "bob.py", two_sheets / "bob.py")  # a module: no metadata, no bundle
+    assert main(["check", "bob.py"]) == ExitCode.GRADER_ERROR
+    assert "choose one with --assignment ID" in capsys.readouterr().err

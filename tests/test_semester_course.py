@@ -256,3 +256,25 @@ def test_course_definition_errors_name_the_field(tmp_path, capsys):
     assert "field 'bonus.min_sheets': expected a whole number from 0 to 1" in capsys.readouterr().err
     assert main(["semester", "--course", str(tmp_path / "nope.toml")]) == ExitCode.GRADER_ERROR
     assert "no course definition" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_the_overview_in_the_browser_runs_nothing_and_links_to_the_reports(semester, chromium, artifacts):
+    page = chromium.new_page(viewport={"width": 1300, "height": 900})
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    try:
+        page.goto((semester / "reports" / "index.html").as_uri())
+        assert page.locator("#students tbody tr").count() == STUDENTS
+        assert page.locator("#sheets tbody tr[data-sheet='ex03']").inner_text().count("not graded yet") == 1
+        page.screenshot(path=str(artifacts / "semester-overview.png"), full_page=False)
+        i = next(i for i in range(STUDENTS) if ex02_bonus(i) is True)
+        row = page.locator("#students tbody tr", has=page.locator("th", has_text=name(i)))
+        row.locator("td[data-state='graded'] a").nth(1).click()
+        page.wait_for_load_state()
+        assert page.url.endswith(".html") and "/ex02/" in page.url
+        assert name(i) in page.content() or student_id(name(i), str(2000 + 7 * i)) in page.content()
+    finally:
+        page.close()
+    assert problems == []
