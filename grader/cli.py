@@ -152,8 +152,8 @@ def _grade(args: argparse.Namespace) -> int:
     assignment = _instructor_assignment(args.assignment, submissions=clues_from, out=args.out)
     paths = args.paths or [default_submissions(assignment.id)]
     out_dir = _reports_dir(args, assignment)
-    check_before_grading(assignment, remember_in=out_dir)
     _check_submissions_belong(assignment, paths, explicit=bool(args.paths))
+    check_before_grading(assignment, remember_in=out_dir)
     bar = _ProgressBar()
     run = grade_course(paths, assignment, out_dir, jobs=args.jobs, force=args.force,
                        allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start)

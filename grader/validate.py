@@ -135,7 +135,8 @@ def check_before_grading(assignment: Assignment, remember_in: Path | None = None
     if report.errors:
         lines = "\n".join(f"  - {p}" for p in report.errors)
         raise AssignmentError(
-            f"the assignment has {_plural(len(report.errors), 'error')}; nothing was graded or written:\n{lines}\n"
+            f"assignment {assignment.id} has {_plural(len(report.errors), 'error')}; nothing was graded or "
+            f"written:\n{lines}\n"
             f"(grader validate --assignment {assignment.id} runs every check)", path=None)
 
 
@@ -147,7 +148,7 @@ def _signature(function: Callable[..., Any]) -> list[tuple[str, Any, Any]] | Non
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return None
-    return [(p.name, p.kind, p.default) for p in parameters]
+    return [(p.name, p.kind, repr(p.default)) for p in parameters]  # repr: an array default compares as one value
 
 
 def _describe_signature(function: Callable[..., Any]) -> str:
