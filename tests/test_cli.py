@@ -318,3 +318,19 @@ def test_two_sheets_check_finds_the_bundle_next_to_a_notebook_without_metadata(t
     shutil.copy(EXAMPLES / "bob.py", two_sheets / "bob.py")  # a module: no metadata, no bundle
     assert main(["check", "bob.py"]) == ExitCode.GRADER_ERROR
     assert "choose one with --assignment ID" in capsys.readouterr().err
+
+
+def test_two_sheets_the_reports_folder_being_written_names_its_sheet(two_sheets):
+    from grader.errors import AssignmentError
+    from grader.sheets import infer_assignment
+
+    out = two_sheets / "reports" / "ex02"
+    out.mkdir(parents=True)
+    (out / "results.json").write_text('{"schema_version": 1, "assignment": "ex02", "submissions": [\n{"student": "x"}\n]}\n')
+    shutil.copy(EXAMPLES / "bob.py", two_sheets / "bob.py")  # a module: nothing in it names a sheet
+    assert infer_assignment(None, submissions=[two_sheets / "bob.py"], out=out).name == "ex02"
+    with pytest.raises(AssignmentError, match="several assignments under reference/ .ex01, ex02. and nothing tells"):
+        infer_assignment(None, submissions=[two_sheets / "bob.py"], out=two_sheets / "reports" / "new")
+    with pytest.raises(AssignmentError, match="different assignments .*results.json says ex02.*says ex01"):
+        infer_assignment(None, submissions=[EXAMPLES / "alice.ipynb"], out=out)
+    assert infer_assignment("ex01", submissions=[EXAMPLES / "alice.ipynb"], out=out).name == "ex01"  # named wins
