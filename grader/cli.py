@@ -200,22 +200,15 @@ def _ci(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    import nbformat
-
-    from .release import release, template_notebook
-    from .sheets import protect_student_work, remember_release
+    from .sheets import release_keeping_work
     from .validate import check_before_grading
 
     if args.assignment_id and args.assignment and args.assignment_id != args.assignment:
         raise ConfigError(f"two assignments named: {args.assignment_id} and --assignment {args.assignment}")
-    assignment = _instructor_assignment(args.assignment_id or args.assignment, out=None)
+    assignment = _instructor_assignment(args.assignment_id or args.assignment)
     check_before_grading(assignment)
-    notebook = args.out / f"{assignment.id}.ipynb"
-    text = nbformat.writes(template_notebook(assignment))
-    protect_student_work(notebook, text if text.endswith("\n") else text + "\n", args.force)
-    for path in release(assignment, args.out, wheel=args.wheel):
+    for path in release_keeping_work(assignment, args.out, force=args.force, wheel=args.wheel):
         print(f"wrote {path}")
-    remember_release(notebook)
     return ExitCode.OK
 
 

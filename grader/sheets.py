@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .assignment import DEFINITION_FILE, find_assignments, resolve_assignment
+from .assignment import DEFINITION_FILE, Assignment, find_assignments, resolve_assignment
 from .bundle import BUNDLE_FILE, find_bundle
 from .errors import AssignmentError, GraderError
 from .results import Status, SubmissionResult
@@ -210,6 +210,20 @@ def unrelated_results(results: Iterable[SubmissionResult]) -> list[str]:
 # --------------------------------------------------------------------------- releasing next to students' work
 
 
+def release_keeping_work(assignment: Assignment, out: Path, *, force: bool = False, wheel: bool = True) -> list[Path]:
+    """:func:`grader.release.release`, refusing to overwrite a student's work in ``out`` unless ``force``."""
+    import nbformat
+
+    from .release import release, template_notebook
+
+    notebook = Path(out) / f"{assignment.id}.ipynb"
+    text = nbformat.writes(template_notebook(assignment))  # exactly what release writes (plus a final newline)
+    protect_student_work(notebook, text if text.endswith("\n") else text + "\n", force)
+    written = release(assignment, Path(out), wheel=wheel)
+    remember_release(notebook)
+    return written
+
+
 def protect_student_work(notebook: Path, template_text: str, force: bool) -> None:
     """Refuse to overwrite a notebook that differs from the template release last wrote there.
 
@@ -246,4 +260,4 @@ def _release_record(folder: Path) -> dict:
 
 
 __all__ = ["BUNDLE_FILE", "Clue", "default_submissions", "foreign_metadata", "infer_assignment", "notebook_clues",
-           "protect_student_work", "remember_release", "submission_clues", "unrelated_results"]
+           "protect_student_work", "release_keeping_work", "remember_release", "submission_clues", "unrelated_results"]
