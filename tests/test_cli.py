@@ -224,3 +224,113 @@ def test_command_line_mistakes_are_clear_errors(tmp_path, capsys):
     assert "no assignment 'nope'" in capsys.readouterr().err
     assert main(["review", "--out", str(tmp_path / "empty")]) == ExitCode.GRADER_ERROR
     assert "grade the course first" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- several sheets side by side
+
+
+@pytest.fixture
+def two_sheets(tmp_path, monkeypatch):
+    """A course repository with Exercise 1 and a new ex02 under reference/, and Exercise 1's examples."""
+    shutil.copytree(ROOT / "reference" / "ex01", tmp_path / "reference" / "ex01",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLES, tmp_path / "submissions")
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "ex02"]) == ExitCode.OK
+    return tmp_path
+
+
+def test_two_sheets_bare_commands_infer_the_assignment_or_ask(two_sheets, namespaces, capsys):
+    capsys.readouterr()
+    # the examples' notebooks carry release's metadata: a bare `grade` knows they are ex01's
+    assert main(["grade", "--jobs", "2"]) == ExitCode.OK
+    assert "for ex01" in capsys.readouterr().out
+    assert json.loads((two_sheets / "reports" / "ex01" / "results.json").read_text())["assignment"] == "ex01"
+    # --assignment ex02 without paths must not grade ex01's examples silently
+    assert main(["grade", "--assignment", "ex02"]) == ExitCode.GRADER_ERROR
+    error = capsys.readouterr().err
+    assert "are for ex01" in error and "not ex02" in error and "submissions/ex02/" in error
+    assert not (two_sheets / "reports" / "ex02").exists()
+    # named explicitly, they are graded, with a warning before and after
+    assert main(["grade", "submissions", "--assignment", "ex02", "--jobs", "2"]) == ExitCode.OK
+    error = capsys.readouterr().err
+    assert "are for ex01" in error
+    assert "6 of 6 submissions contain none of ex02's functions (normalize_rows) or answers" in error
+    # the reports folder being written tells review and import-scores which sheet it is
+    scores = two_sheets / "scores.csv"
+    scores.write_text("student,question,accepted\nalice,2.1,yes\n")
+    assert main(["import-scores", str(scores), "--out", "reports/ex01"]) == ExitCode.OK
+    assert "imported 1 decisions" in capsys.readouterr().out
+    assert main(["import-scores", str(scores)]) == ExitCode.GRADER_ERROR
+    assert "several assignments under reference/ (ex01, ex02)" in capsys.readouterr().err
+    # a student's notebook names its sheet: check needs no --assignment either
+    assert main(["check", "submissions/alice.ipynb"]) == ExitCode.OK
+    assert "alice — ex01" in capsys.readouterr().out
+
+
+def test_two_sheets_mixed_submissions_ask_for_the_assignment(two_sheets, capsys):
+    mixed = two_sheets / "mixed"
+    mixed.mkdir()
+    shutil.copy(EXAMPLES / "alice.ipynb", mixed / "alice.ipynb")
+    notebook = nbformat.read(EXAMPLES / "carla.ipynb", as_version=4)
+    notebook.metadata["grader"]["assignment"] = "ex02"
+    nbformat.write(notebook, mixed / "carla.ipynb")
+    assert main(["grade", "mixed"]) == ExitCode.GRADER_ERROR
+    error = capsys.readouterr().err
+    assert "different assignments" in error and "says ex01" in error and "says ex02" in error
+
+
+def test_release_takes_assignment_and_keeps_students_work(two_sheets, capsys):
+    assert main(["release", "--out", "bundle", "--no-wheel"]) == ExitCode.GRADER_ERROR
+    assert "choose one with --assignment ID" in capsys.readouterr().err
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK
+    notebook = two_sheets / "bundle" / "ex02.ipynb"
+    assert nbformat.read(notebook, as_version=4).metadata["grader"]["assignment"] == "ex02"
+    assert main(["release", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK  # untouched: replaced
+    work = notebook.read_text().replace("raise NotImplementedError", "return X / np.linalg.norm(X, axis=-1)")
+    notebook.write_text(work)
+    capsys.readouterr()
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.GRADER_ERROR
+    assert "may hold a student's work" in capsys.readouterr().err and notebook.read_text() == work
+    # a template of an older version of the sheet, never touched since release wrote it, is replaced
+    toml = two_sheets / "reference" / "ex02" / "assignment.toml"
+    toml.write_text(toml.read_text().replace("Why normalise?", "Why normalise vectors?"))
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel", "--force"]) == ExitCode.OK
+    assert "NotImplementedError" in notebook.read_text()
+    toml.write_text(toml.read_text().replace("Why normalise vectors?", "Why normalise embeddings?"))
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK
+    assert "Why normalise embeddings?" in notebook.read_text()
+    assert main(["release", "ex01", "--assignment", "ex02", "--out", "bundle"]) == ExitCode.GRADER_ERROR
+
+
+def test_two_sheets_check_finds_the_bundle_next_to_a_notebook_without_metadata(two_sheets, capsys):
+    assert main(["release", "--assignment", "ex02", "--out", "bundle", "--no-wheel"]) == ExitCode.OK
+    notebook = nbformat.read(two_sheets / "bundle" / "ex02.ipynb", as_version=4)
+    del notebook.metadata["grader"]  # a notebook the student started afresh: only the bundle beside it tells
+    for cell in notebook.cells:
+        cell.source = cell.source.replace("raise NotImplementedError",
+                                          "return X / np.linalg.norm(X, axis=-1, keepdims=True)")
+    nbformat.write(notebook, two_sheets / "bundle" / "mine.ipynb")
+    capsys.readouterr()
+    assert main(["check", "bundle/mine.ipynb"]) == ExitCode.CHECKS_FAILED  # the written answer is missing
+    printed = capsys.readouterr().out
+    assert "mine — ex02" in printed and "2.1  passed" in printed
+    shutil.copy(EXAMPLES / "bob.py", two_sheets / "bob.py")  # a module: no metadata, no bundle
+    assert main(["check", "bob.py"]) == ExitCode.GRADER_ERROR
+    assert "choose one with --assignment ID" in capsys.readouterr().err
+
+
+def test_two_sheets_the_reports_folder_being_written_names_its_sheet(two_sheets):
+    from grader.errors import AssignmentError
+    from grader.sheets import infer_assignment
+
+    out = two_sheets / "reports" / "ex02"
+    out.mkdir(parents=True)
+    (out / "results.json").write_text('{"schema_version": 1, "assignment": "ex02", "submissions": [\n{"student": "x"}\n]}\n')
+    shutil.copy(EXAMPLES / "bob.py", two_sheets / "bob.py")  # a module: nothing in it names a sheet
+    assert infer_assignment(None, submissions=[two_sheets / "bob.py"], out=out).name == "ex02"
+    with pytest.raises(AssignmentError, match="several assignments under reference/ .ex01, ex02. and nothing tells"):
+        infer_assignment(None, submissions=[two_sheets / "bob.py"], out=two_sheets / "reports" / "new")
+    with pytest.raises(AssignmentError, match="different assignments .*results.json says ex02.*says ex01"):
+        infer_assignment(None, submissions=[EXAMPLES / "alice.ipynb"], out=out)
+    assert infer_assignment("ex01", submissions=[EXAMPLES / "alice.ipynb"], out=out).name == "ex01"  # named wins
