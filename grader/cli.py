@@ -171,7 +171,8 @@ def _review(args: argparse.Namespace) -> int:
     assignment = _instructor_assignment(args.assignment)
     out_dir = _reports_dir(args, assignment)
     server = start_review(assignment, out_dir, port=args.port)
-    print(f"Review written answers at {server.url}  (Ctrl-C to stop; decisions are saved as you go)")
+    print(f"Review written answers at {server.login_url}\n  (open this address: it carries the secret every "
+          f"request needs; Ctrl-C to stop; decisions are saved as you go, as {server.app.reviewer})")
     try:
         server.serve_forever()
     finally:
@@ -181,14 +182,22 @@ def _review(args: argparse.Namespace) -> int:
 
 def _import_scores(args: argparse.Namespace) -> int:
     from .course import gradebook_path, rerender
-    from .store import Gradebook, import_decisions_csv
+    from .store import Gradebook, import_decisions
 
     assignment = _instructor_assignment(args.assignment)
     out_dir = _reports_dir(args, assignment)
     with Gradebook(gradebook_path(out_dir)) as gradebook:
-        count = import_decisions_csv(gradebook, assignment, args.csv)
+        imported = import_decisions(gradebook, assignment, args.csv)
     rerender(assignment, out_dir)
-    print(f"imported {count} decisions; reports in {out_dir} updated")
+    for change in imported.overwritten:  # the newest decision wins; never silently
+        was = change.before
+        print(f"  {change.student} {change.question_id}: replaced the decision by {was.reviewer or 'someone'} "
+              f"({was.decided_at}): accepted={was.accepted} score={was.score} comment={was.comment!r}")
+    for line, row, newer in imported.kept:
+        print(f"  line {line}: {row.question_id} kept the newer decision by {newer.reviewer or 'someone'} "
+              f"({newer.decided_at}) instead of this row ({row.decided_at})")
+    print(f"imported {len(imported.stored)} decisions ({len(imported.overwritten)} replaced an earlier one, "
+          f"{len(imported.kept)} older than the gradebook's not imported); reports in {out_dir} updated")
     return ExitCode.OK
 
 
