@@ -19,6 +19,7 @@ look as they did in JupyterLab. Student content is untrusted, so three layers ke
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 from ..errors import GraderError
@@ -59,6 +60,8 @@ def render_notebook(data: bytes, banner: str) -> str:
         exporter = HTMLExporter(template_name="grader-notebook", extra_template_basedirs=[str(TEMPLATES)],
                                 exclude_anchor_links=True, embed_images=False)
         exporter.register_preprocessor(_sanitizer(), enabled=True)
-        body, _ = exporter.from_notebook_node(notebook, resources={"grader_banner": banner,
-                                                                   "metadata": {"name": banner}})
+        with warnings.catch_warnings():  # "IPython3 lexer unavailable", "element ... not able to be represented"
+            warnings.simplefilter("ignore")
+            body, _ = exporter.from_notebook_node(notebook, resources={"grader_banner": banner,
+                                                                       "metadata": {"name": banner}})
     return body

@@ -357,6 +357,7 @@ def _account() -> str:
 
 class ReviewServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets connections when a page and a burst of decisions meet
     request_timeout = REQUEST_TIMEOUT
     max_body = MAX_BODY
 
@@ -582,6 +583,25 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time") from None
         return b"".join(chunks)
 
+    def _linger(self, limit: int = 1024 * 1024, seconds: float = 2.0) -> None:
+        """Close after an error answer without a reset: a client still sending a body it was told not to
+        send would otherwise get a TCP reset that can destroy the answer before it reads it. Reads and
+        drops at most ``limit`` bytes for at most ``seconds``."""
+        import time
+
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + seconds
+            while limit > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                chunk = self.connection.recv(min(limit, 65536))
+                if not chunk:
+                    break
+                limit -= len(chunk)
+        except OSError:
+            pass
+
     def _post(self) -> None:
         if not self._host_ok():
             return
@@ -606,7 +626,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer = self.server.app.decide(payload if isinstance(payload, dict) else {})
         except _BadRequest as bad:
             self.close_connection = True
-            return self._send(bad.status, "application/json", json.dumps({"error": str(bad)}).encode())
+            self._send(bad.status, "application/json", json.dumps({"error": str(bad)}).encode())
+            return self._linger()
         except Conflict as conflict:
             return self._send(HTTPStatus.CONFLICT, "application/json", json.dumps({"error": str(conflict)}).encode())
         except ValueError as error:
