@@ -509,3 +509,183 @@ def test_rerender_from_several_threads_and_processes(tmp_path, course):
     document = json.loads((out / "results.json").read_text())
     assert len(document["submissions"]) == 20
     assert not list(out.glob("*.partial"))
+
+
+# --------------------------------------------------------------------------- in Chromium
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def _card(page, student):
+    return page.locator(f".card[data-students*='\"{student}\"']")
+
+
+@pytest.mark.browser
+def test_review_by_keyboard_persists(review, page, course):
+    server, path, called = review
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url)
+    assert "forbidden" in page.content()  # without the secret: nothing
+    page.goto(server.login_url)  # the printed address: its token becomes a cookie, then it leaves the address bar
+    assert page.url.endswith("/q/2.1") and "token" not in page.url
+    cards = page.locator(".card")
+    first, second, third = (json.loads(cards.nth(i).get_attribute("data-students")) for i in range(3))
+    assert len(first) == len(course.answer_ring)  # the ring of four comes first, as one card
+    total_before = page.locator("#progress-text").inner_text()
+
+    page.keyboard.press("a")  # accept the group: four students at once
+    page.wait_for_selector("#card-0.accepted")
+    assert page.locator("#card-1").get_attribute("class").count("current")  # moved on
+    page.keyboard.press("1")  # one point for the second card
+    page.wait_for_selector("#card-1.points")
+    page.keyboard.press("c")
+    page.keyboard.type("Names the idea, but no word on what is trained.")
+    page.keyboard.press("Enter")
+    expect(page.locator("#card-1 .comment")).to_contain_text("no word")
+    page.keyboard.press("j")
+    page.keyboard.press("r")
+    page.wait_for_selector("#card-2.rejected")
+    assert page.locator("#progress-text").inner_text() != total_before
+    decided = len(first) + len(second) + len(third)
+    assert page.locator("#progress-text").inner_text().startswith(f"{decided} / ")
+
+    page.reload()
+    assert "accepted" in page.locator("#card-0 .state").inner_text()
+    assert page.locator("#card-1 .state").inner_text() == "1/2 points"
+    assert "no word on what" in page.locator("#card-1 .comment").inner_text()
+    assert "rejected" in page.locator("#card-2 .state").inner_text()
+
+    with Gradebook(path) as book:
+        decisions = book.all_decisions(A)
+    assert all(decisions[s]["2.1"].accepted is True for s in first)
+    assert all(decisions[s]["2.1"].score == 1.0 and "no word" in decisions[s]["2.1"].comment for s in second)
+    assert all(decisions[s]["2.1"].accepted is False for s in third)
+    assert set(called) == set(first) | set(second) | set(third)
+    assert not errors
+
+
+@pytest.mark.browser
+def test_script_in_an_answer_does_not_run(review, page, course):
+    server, _, _ = review
+    page.goto(server.login_url)
+    page.goto(server.url + "q/2.2")
+    card = _card(page, course.script_student)
+    assert "<script>window.__pwned" in card.locator(".answer").inner_text()  # shown as text
+    assert page.evaluate("window.__pwned === undefined") and page.title() != "pwned"
+    assert card.locator(".answer mark").count() >= 2  # memory, faster training
+
+
+@pytest.mark.browser
+def test_screenshot_for_a_person_to_judge(review, page, course):
+    server, _, _ = review
+    page.goto(server.login_url)
+    page.goto(server.url + "q/3.1")
+    _card(page, course.markdown_student).scroll_into_view_if_needed()
+    page.keyboard.press("a")
+    page.wait_for_selector(".card.accepted")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review.png"))
+    assert (ARTIFACTS / "review.png").stat().st_size > 10_000
+
+@pytest.mark.browser
+def test_undo_and_reopen_by_keyboard(review, page, course):
+    server, path, _ = review
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.login_url)
+    page.goto(server.url + "q/2.3")
+    first = json.loads(page.locator("#card-0").get_attribute("data-students"))
+    second = json.loads(page.locator("#card-1").get_attribute("data-students"))
+    page.keyboard.press("a")  # accept the first card; the focus moves on to the second
+    page.wait_for_selector("#card-0.accepted")
+    page.keyboard.press("2")  # two points for the second
+    page.wait_for_selector("#card-1.points")
+    page.keyboard.press("u")  # undo the last decision: the second card is open again
+    page.wait_for_selector("#card-1.open")
+    expect(page.locator("#card-1 .history")).to_contain_text("undo")
+    page.keyboard.press("u")  # and the one before: the first card is open again
+    page.wait_for_selector("#card-0.open")
+    with Gradebook(path) as book:
+        decisions = book.all_decisions(A)
+    assert all("2.3" not in decisions.get(s, {}) for s in first + second)
+
+    page.keyboard.press("r")  # reject the focused (first) card, then reopen it with o
+    page.wait_for_selector("#card-0.rejected")
+    page.keyboard.press("k")
+    page.keyboard.press("o")
+    page.wait_for_selector("#card-0.open")
+    expect(page.locator("#card-0 .state")).to_have_text("open")
+    page.keyboard.press("u")  # undoing the reopen brings the rejection back
+    page.wait_for_selector("#card-0.rejected")
+    page.reload()
+    assert "rejected" in page.locator("#card-0 .state").inner_text()
+    assert "open" == page.locator("#card-1 .state").inner_text()
+    with Gradebook(path) as book:
+        assert all(book.decisions(A, s)["2.3"].accepted is False for s in first)
+        assert all(book.decisions(A, s)["2.3"].reviewer == server.app.reviewer for s in first)
+    assert not errors
+
+
+@pytest.mark.browser
+def test_notebook_view_runs_nothing_and_is_linked_from_card_and_report(review, page, course):
+    """A <script> in markdown, an HTML output with onerror, a JavaScript output, an SVG with a script and a
+    raw HTML cell: the notebook view shows the notebook (text, code, plot) and runs none of them."""
+    from grader.report import render_submission, safe_filename
+
+    server, _, _ = review
+    student = course.script_student
+    result = next(r for r in server.app.results_provider() if r.student == student)
+    reports = server.app.reports_dir
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{safe_filename(student)}.html").write_text(render_submission(result, course.assignment))
+    problems: list[str] = []
+    page.context.on("dialog", lambda dialog: (problems.append(f"dialog {dialog.message}"), dialog.dismiss()))
+    page.goto(server.login_url)
+    page.goto(server.url + "q/2.2")
+    card = _card(page, student)
+    with page.context.expect_page() as opened:
+        card.locator("a.notebook").click()
+    notebook = opened.value
+    notebook.on("pageerror", lambda error: problems.append(str(error)))
+    notebook.wait_for_load_state("load")
+    _assert_inert_notebook(notebook, problems)
+
+    page.goto(server.url + f"reports/{safe_filename(student)}.html")  # the student's report, through the app
+    page.get_by_role("link", name="the notebook as handed in").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith(f"/reports/notebooks/{safe_filename(student)}.html")
+    _assert_inert_notebook(page, problems)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-notebook.png"), full_page=True)
+
+
+def _assert_inert_notebook(page, problems: list[str]) -> None:
+    expect(page.locator(".grader-notebook-banner")).to_contain_text("as handed in")
+    expect(page.get_by_text("Answer 2.1")).to_be_visible()
+    expect(page.get_by_text("loss 0.25 after 10 steps")).to_be_visible()
+    expect(page.get_by_text("bold output")).to_be_visible()  # harmless HTML output renders
+    assert "window.__pwned_js = 2" not in page.content()  # a JavaScript output is dropped (its text/plain shows)
+    plot = page.locator("img[src^='data:image/png']").first
+    expect(plot).to_be_visible()
+    assert plot.evaluate("img => img.complete && img.naturalWidth") == 24  # the plot as the student saw it
+    markers = page.evaluate(f"{list(fx.PWN_MARKERS)}.filter(name => window[name] !== undefined)")
+    assert markers == [] and page.title() != "pwned"
+    assert page.locator("script").count() == 0
+    page.get_by_text("click").first.click()  # a javascript: link does nothing either
+    page.wait_for_load_state("load")
+    assert page.evaluate("window.__pwned_js") is None
+    assert problems == []
