@@ -21,12 +21,12 @@ import review_fixtures as fx
 
 from grader.course import rerender
 from grader.course.review import Rerenderer
-from grader.review import find_concepts, group_answers, serve_review, suggest
 from grader.results import ManualDecision
+from grader.review import find_concepts, group_answers, serve_review, suggest
+from grader.review.notebook import NOTEBOOK_CSP
 from grader.review.server import render_answer
 from grader.score import count_words, score_written_question
 from grader.store import Gradebook, import_decisions
-
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 A = fx.ASSIGNMENT_ID
@@ -439,6 +439,11 @@ def test_notebook_view_needs_the_secret_and_has_no_script(review, course):
     assert "onerror" not in page and "Answer 2.1" in page and "loss 0.25 after 10 steps" in page
     assert "data:image/png;base64," in page  # the plot as the student saw it
     assert _request(server, "GET", f"/notebook/{student}", auth=False)[0] == 403
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("GET", f"/notebook/{student}", headers={"Host": f"127.0.0.1:{server.port}", **_auth(server)})
+    response = connection.getresponse()
+    response.read()
+    assert response.getheader("Content-Security-Policy") == NOTEBOOK_CSP and "script-src 'none'" in NOTEBOOK_CSP
     assert _request(server, "GET", "/notebook/ghost")[0] == 404
     plain = course.results[1].student  # graded from a Python module: no notebook kept
     status, page = _request(server, "GET", f"/notebook/{plain}")
@@ -689,3 +694,29 @@ def _assert_inert_notebook(page, problems: list[str]) -> None:
     page.wait_for_load_state("load")
     assert page.evaluate("window.__pwned_js") is None
     assert problems == []
+
+
+@pytest.mark.browser
+@pytest.mark.filterwarnings("ignore:IPython3 lexer unavailable")
+def test_the_notebook_policy_alone_stops_scripts(page, course):
+    """The last layer on its own: nbconvert's plain lab export of the hostile notebook (unsanitised, with
+    its scripts) runs them without the policy, and runs none of them under NOTEBOOK_CSP."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.reads(fx.handed_in_notebook(course, course.script_student, hostile=True).decode(), as_version=4)
+    raw_html, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    assert "<script>window.__pwned_markdown" in raw_html  # unsanitised: the attack is in the page
+
+    def serve(policy: str | None):
+        headers = {"Content-Type": "text/html; charset=utf-8", **({"Content-Security-Policy": policy} if policy else {})}
+        page.route("http://grader.test/nb", lambda route: route.fulfill(status=200, headers=headers, body=raw_html))
+        page.goto("http://grader.test/nb")
+        page.wait_for_load_state("load")
+        ran = page.evaluate(f"{list(fx.PWN_MARKERS)}.filter(name => window[name] !== undefined)")
+        page.unroute("http://grader.test/nb")
+        return ran
+
+    page.route("**/*", lambda route: route.abort() if "grader.test" not in route.request.url else route.fallback())
+    assert serve(None)  # without the policy the scripts run: the check below can fail
+    assert serve(NOTEBOOK_CSP) == []

@@ -49,8 +49,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from ..assignment import Assignment, Concept
-from ..results import ManualDecision, SubmissionResult
 from ..report import safe_filename
+from ..results import ManualDecision, SubmissionResult
 from ..score import count_words, find_concepts, suggest
 from ..similarity import answer_units
 from ..store import DecisionChange, DecisionConflict, Gradebook
