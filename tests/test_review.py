@@ -25,7 +25,7 @@ from grader.results import ManualDecision
 from grader.review import find_concepts, group_answers, serve_review, suggest
 from grader.review.notebook import NOTEBOOK_CSP
 from grader.review.server import render_answer
-from grader.score import count_words, score_written_question
+from grader.score import apply_decisions, count_words, score_written_question
 from grader.store import Gradebook, import_decisions
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -720,3 +720,17 @@ def test_the_notebook_policy_alone_stops_scripts(page, course):
     page.route("**/*", lambda route: route.abort() if "grader.test" not in route.request.url else route.fallback())
     assert serve(None)  # without the policy the scripts run: the check below can fail
     assert serve(NOTEBOOK_CSP) == []
+
+
+def test_a_comment_alone_leaves_the_answer_undecided(review, course):
+    """Commenting before deciding (c, then a) must not mark the answer 'not accepted' in between."""
+    server, path, _ = review
+    student = course.results[11].student
+    answer = _decide(server, {"question": "2.1", "students": [student], "action": "comment", "comment": "hm"})[1]
+    assert answer["decision"]["state"] == "open"
+    with Gradebook(path) as book:
+        decisions = book.decisions(A, student)
+    result = next(r for r in server.app.results_provider() if r.student == student)
+    final = apply_decisions(result, course.assignment, decisions).questions["2.1"]
+    assert final.status.value == "pending" and final.score == 0 and "Comment: hm" in final.feedback
+    assert "Reviewed" not in final.feedback and not final.manual
