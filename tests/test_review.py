@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 import subprocess
 import sys
@@ -298,6 +299,33 @@ def test_a_slow_client_holds_only_itself(review, course):
     finally:
         for sock in [*stalled, body_stall]:
             sock.close()
+
+
+def test_a_trickling_client_is_cut_off_at_the_deadline(review):
+    """A byte now and then never trips the read timeout; the deadline for the whole request does."""
+    server, _, _ = review
+    server.request_timeout, server.request_deadline = 30.0, 1.0  # the test's own limits, far apart
+    request = f"GET /q/2.1 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Padding: ".encode() + b"a" * 10_000
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        cut_off = False
+        for byte in request:  # keeps trickling well past the deadline, unless cut off
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                cut_off = True
+                break
+            threading.Event().wait(0.01)
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                try:
+                    cut_off = sock.recv(1) == b""
+                except OSError:
+                    cut_off = True
+                if cut_off:
+                    break
+        assert cut_off, "the server kept reading a request that trickled for 100 s"
+    assert _request(server, "GET", "/q/2.1")[0] == 200
+    assert server.errors == []
 
 
 def _chain_is_unbroken(changes) -> bool:

@@ -59,6 +59,7 @@ from .notebook import NOTEBOOK_CSP, NotebookUnreadable, render_notebook
 GROUP_SIMILARITY = 0.9
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT = 20.0  # seconds a client may take for each read of its request
+REQUEST_DEADLINE = 60.0  # seconds a client may take to send its whole request (however it trickles)
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
 _templates = jinja2.Environment(loader=jinja2.PackageLoader("grader.review", "templates"),
                                 autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -359,6 +360,7 @@ class ReviewServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 resets connections when a page and a burst of decisions meet
     request_timeout = REQUEST_TIMEOUT
+    request_deadline = REQUEST_DEADLINE
     max_body = MAX_BODY
 
     def __init__(self, app: ReviewApp, gradebook: Gradebook, host: str, port: int):
@@ -398,7 +400,7 @@ class ReviewServer(ThreadingHTTPServer):
         import sys
 
         error = sys.exc_info()[1]
-        if not isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):
+        if not isinstance(error, OSError):
             self.errors.append(f"{type(error).__name__}: {error}")
 
 
@@ -415,6 +417,27 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.request_timeout  # each read of a slow client's request
         super().setup()
+        # a client that trickles a byte now and then never hits the read timeout: a deadline for the
+        # whole request cuts it off (the answer, once the request is in, is not limited)
+        self._receiving = True
+        self._deadline = threading.Timer(self.server.request_deadline, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _expire(self) -> None:
+        if self._receiving:
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _received(self) -> None:
+        self._receiving = False
+        self._deadline.cancel()
+
+    def finish(self) -> None:
+        self._received()
+        super().finish()
 
     def log_message(self, *args: object) -> None:  # the library never prints
         pass
@@ -480,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _guarded(self, handler: Callable[[], None], json_answer: bool) -> None:
         try:
             handler()
-        except (ConnectionError, TimeoutError, socket.timeout):
+        except OSError:  # the client went away, timed out or was cut off: nothing to answer
             self.close_connection = True
         except Exception as error:  # answer 500 without a traceback; the server keeps the message
             self.server.errors.append(f"{type(error).__name__}: {error}")
@@ -502,6 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._guarded(self._post, json_answer=True)
 
     def _get(self) -> None:
+        self._received()  # a GET is all headers
         if not self._host_ok():
             return
         app = self.server.app
@@ -581,6 +605,7 @@ class _Handler(BaseHTTPRequestHandler):
                 left -= len(chunk)
         except (TimeoutError, socket.timeout):
             raise _BadRequest(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time") from None
+        self._received()
         return b"".join(chunks)
 
     def _linger(self, limit: int = 1024 * 1024, seconds: float = 2.0) -> None:
