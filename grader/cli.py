@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     _assignment_option(review)
     review.add_argument("--out", type=Path, help="the graded course's output folder (default: reports/<assignment>/)")
     review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0 = any free)")
+    review.add_argument("--reviewer", default="", help="the name decisions are recorded under (default: your account)")
     review.set_defaults(run=_review)
 
     scores = commands.add_parser("import-scores", help="import manual scores from a CSV into the gradebook")
@@ -170,7 +171,7 @@ def _review(args: argparse.Namespace) -> int:
 
     assignment = _instructor_assignment(args.assignment)
     out_dir = _reports_dir(args, assignment)
-    server = start_review(assignment, out_dir, port=args.port)
+    server = start_review(assignment, out_dir, port=args.port, reviewer=args.reviewer)
     print(f"Review written answers at {server.login_url}\n  (open this address: it carries the secret every "
           f"request needs; Ctrl-C to stop; decisions are saved as you go, as {server.app.reviewer})")
     try:

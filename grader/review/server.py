@@ -226,7 +226,7 @@ class ReviewApp:
             assignment=self.assignment, question=question, questions=self.written, cards=cards,
             missing=sorted(s for s, a in answers.items() if not a.strip()), csrf=self.csrf, nonce=nonce,
             prompt=Markup(_markdown.render(question.prompt)), progress=self.progress(decisions),
-            reviewer=self.reviewer, data=json.dumps({"question": question_id, "points": question.points}))
+            reviewer=self.reviewer, reports=self.reports_dir is not None, data=json.dumps({"question": question_id, "points": question.points}))
 
     # ----------------------------------------------------------------------- decisions
 
