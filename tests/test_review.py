@@ -178,6 +178,7 @@ def test_the_token_url_gives_a_cookie(review, course):
     jar = {"Cookie": cookie.split(";")[0]}
     status, page = _request(server, "GET", "/q/2.2", auth=False, headers=jar)
     assert status == 200 and course.script_student in page
+    assert server.app.token not in page  # the page holds only the CSRF value, never the login secret
     other_port = {"Cookie": cookie.split(";")[0].replace(f"-{server.port}=", "-1=")}
     assert _request(server, "GET", "/q/2.2", auth=False, headers=other_port)[0] == 403
     # a POST with the cookie also needs the page's CSRF value (another site can send the cookie's request,

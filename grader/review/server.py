@@ -307,7 +307,7 @@ class ReviewApp:
         kept = self.gradebook.handed_in(content_hash)
         if kept is None:
             raise NotebookUnreadable(f"no notebook of {student} is kept in the gradebook: it was handed in as a "
-                                     "Python module, or graded before grader kept notebooks (grade again)")
+                                     "Python module, or graded before grader kept notebooks (grader grade --force keeps it)")
         name, data = kept
         page = render_notebook(data, f"{student} · {name} · as handed in (read-only; nothing in it runs)")
         with self._lock:
