@@ -648,6 +648,7 @@ def test_undo_and_reopen_by_keyboard(review, page, course):
     page.wait_for_selector("#card-0.accepted")
     page.keyboard.press("2")  # two points for the second
     page.wait_for_selector("#card-1.points")
+    page.reload()  # what u undoes survives a reload of the tab
     page.keyboard.press("u")  # undo the last decision: the second card is open again
     page.wait_for_selector("#card-1.open")
     expect(page.locator("#card-1 .history")).to_contain_text("undo")
