@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     _assignment_option(review)
     review.add_argument("--out", type=Path, help="the graded course's output folder (default: reports/<assignment>/)")
     review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0 = any free)")
+    review.add_argument("--reviewer", default="", help="the name decisions are recorded under (default: your account)")
     review.set_defaults(run=_review)
 
     scores = commands.add_parser("import-scores", help="import manual scores from a CSV into the gradebook")
@@ -217,8 +218,9 @@ def _review(args: argparse.Namespace) -> int:
 
     assignment = _instructor_assignment(args.assignment, out=args.out)
     out_dir = _reports_dir(args, assignment)
-    server = start_review(assignment, out_dir, port=args.port)
-    print(f"Review written answers at {server.url}  (Ctrl-C to stop; decisions are saved as you go)")
+    server = start_review(assignment, out_dir, port=args.port, reviewer=args.reviewer)
+    print(f"Review written answers at {server.login_url}\n  (open this address: it carries the secret every "
+          f"request needs; Ctrl-C to stop; decisions are saved as you go, as {server.app.reviewer})")
     try:
         server.serve_forever()
     finally:
@@ -228,14 +230,22 @@ def _review(args: argparse.Namespace) -> int:
 
 def _import_scores(args: argparse.Namespace) -> int:
     from .course import gradebook_path, rerender
-    from .store import Gradebook, import_decisions_csv
+    from .store import Gradebook, import_decisions
 
     assignment = _instructor_assignment(args.assignment, out=args.out)
     out_dir = _reports_dir(args, assignment)
     with Gradebook(gradebook_path(out_dir)) as gradebook:
-        count = import_decisions_csv(gradebook, assignment, args.csv)
+        imported = import_decisions(gradebook, assignment, args.csv)
     rerender(assignment, out_dir)
-    print(f"imported {count} decisions; reports in {out_dir} updated")
+    for change in imported.overwritten:  # the newest decision wins; never silently
+        was = change.before
+        print(f"  {change.student} {change.question_id}: replaced the decision by {was.reviewer or 'someone'} "
+              f"({was.decided_at}): accepted={was.accepted} score={was.score} comment={was.comment!r}")
+    for line, row, newer in imported.kept:
+        print(f"  line {line}: {row.question_id} kept the newer decision by {newer.reviewer or 'someone'} "
+              f"({newer.decided_at}) instead of this row ({row.decided_at})")
+    print(f"imported {len(imported.stored)} decisions ({len(imported.overwritten)} replaced an earlier one, "
+          f"{len(imported.kept)} older than the gradebook's not imported); reports in {out_dir} updated")
     return ExitCode.OK
 
 

@@ -135,6 +135,9 @@ def _question(question: Question, status: Status, score: float, feedback: str, c
 
 def apply_decision(question: Question, result: QuestionResult, decision: ManualDecision) -> QuestionResult:
     """A person's verdict overrides the automatic one for that question."""
+    if decision.accepted is None and decision.score is None:  # only a comment so far: still undecided
+        feedback = result.feedback + (f"\nComment: {decision.comment}" if decision.comment else "")
+        return replace(result, feedback=feedback, comment=decision.comment)
     if decision.score is not None:
         score = max(0.0, min(float(decision.score), question.points))
     else:

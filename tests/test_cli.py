@@ -203,8 +203,16 @@ def test_review_decisions_reach_the_reports(tmp_path, namespaces, capsys):
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         connection.request("POST", "/api/decision", body=body, headers={
             "Host": f"127.0.0.1:{server.port}", "Content-Type": "application/json",
-            "X-Review-Token": server.app.token})
+            "Authorization": f"token {server.app.token}"})
         assert connection.getresponse().status == 200
+        # the report links to the notebook as handed in; the app renders it (grading kept the notebook)
+        assert 'href="notebooks/alice.html"' in (out / "alice.html").read_text()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        connection.request("GET", "/reports/notebooks/alice.html", headers={
+            "Host": f"127.0.0.1:{server.port}", "Authorization": f"token {server.app.token}"})
+        response = connection.getresponse()
+        assert response.status == 200 and "script-src 'none'" in response.getheader("Content-Security-Policy")
+        assert "Answer 2.1" in response.read().decode()
         deadline = time.monotonic() + 10
         while "Reviewed: not accepted" not in (out / "alice.html").read_text() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -3,7 +3,10 @@ that lets an unchanged course skip all of it; ``rerender`` rewrites them after a
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,7 @@ GRADEBOOK_FILE = "gradebook.sqlite"
 RESULTS_FILE = "results.json"
 SIMILAR_FILE = "similar.json"
 STAMP_FILE = ".outputs.json"
+RERENDER_LOCK = ".rerender.lock"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Outputs:
 
     def __init__(self, out_dir: Path, assignment: Assignment):
         self.out_dir, self.assignment = out_dir, assignment
-        self.partial = out_dir / (RESULTS_FILE + ".partial")
+        self.partial: Path | None = None  # results.json.<random>.partial: each writer its own
         self.handle = None
         self.count = 0
 
@@ -81,7 +85,9 @@ class Outputs:
 
     def _open_results(self) -> None:
         if self.handle is None:  # the document up to its submissions list: '{..., "submissions": ['
-            self.handle = self.partial.open("w", encoding="utf-8")
+            descriptor, name = tempfile.mkstemp(prefix=RESULTS_FILE + ".", suffix=".partial", dir=self.out_dir)
+            self.partial = Path(name)
+            self.handle = os.fdopen(descriptor, "w", encoding="utf-8")
             self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2] + "\n")
 
     def close_results(self) -> None:
@@ -119,7 +125,16 @@ def outputs_present(out_dir: Path, sources: list[tuple[Path, str]]) -> bool:
 
 
 def rerender(assignment: Assignment, out_dir: Path) -> CourseRun:
-    """Re-apply manual decisions from the gradebook and rewrite every output (after a review)."""
+    """Re-apply manual decisions from the gradebook and rewrite every output (after a review).
+
+    One rerender of a folder at a time, also across processes (two review apps, ``import-scores``):
+    the second waits for the first (a lock file in the folder), then renders the newest decisions."""
+    with open(out_dir / RERENDER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _rerender(assignment, out_dir)
+
+
+def _rerender(assignment: Assignment, out_dir: Path) -> CourseRun:
     with Gradebook(gradebook_path(out_dir)) as gradebook:
         stored = gradebook.latest_results(assignment.id)
         decisions = gradebook.all_decisions(assignment.id)

@@ -102,6 +102,7 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
             raw = final if raw_text == final_text else SubmissionResult.from_dict(json.loads(raw_text))
         if i not in recorded_before:
             gradebook.record(run_id, raw, document=raw_text)
+        gradebook.keep_handed_in(raw.content_hash, sources[i][0])  # for the review app's notebook view
         outputs.add(final, final_text, page)
         results.append(final)
         if progress:
