@@ -6,6 +6,8 @@
     grader release [ID] --out DIR  the student bundle (template notebook, public cases, workflow)
     grader review                  the local review app for written answers
     grader import-scores CSV       manual scores from a spreadsheet into the gradebook
+    grader moodle-worksheet CSV    fill the grading worksheet downloaded from Moodle
+    grader gradescope --out ZIP    a Gradescope autograder that grades with grader
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     _assignment_option(scores)
     scores.add_argument("--out", type=Path, help="the graded course's output folder (default: reports/<assignment>/)")
     scores.set_defaults(run=_import_scores)
+    _platform_commands(commands)
     return parser
 
 
@@ -192,6 +195,53 @@ def _import_scores(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# --------------------------------------------------------------------------- platforms (Moodle, Gradescope)
+
+
+def _platform_commands(commands) -> None:
+    worksheet = commands.add_parser("moodle-worksheet", help="fill the grading worksheet downloaded from Moodle")
+    worksheet.add_argument("csv", type=Path, help="the worksheet as downloaded (Grading action → Download grading "
+                                                  "worksheet)")
+    _assignment_option(worksheet)
+    worksheet.add_argument("--out", type=Path, help="the graded course's reports folder, where the filled copy "
+                                                    "is written (default: reports/<assignment>/)")
+    worksheet.set_defaults(run=_moodle_worksheet)
+
+    gradescope = commands.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
+    _assignment_option(gradescope)
+    gradescope.add_argument("--out", type=Path, default=Path("autograder.zip"),
+                            help="the zip to write (default: autograder.zip)")
+    gradescope.set_defaults(run=_gradescope)
+
+
+def _moodle_worksheet(args: argparse.Namespace) -> int:
+    from .course.worksheet import fill_worksheet
+
+    out_dir = args.out or Path("reports") / _instructor_assignment(args.assignment).id
+    report = fill_worksheet(args.csv, out_dir)
+    print(f"filled worksheet: {report.path}")
+    print(f"rows filled: {report.filled}; rows left empty (no graded submission): {report.left_empty}")
+    for line in report.unmatched:
+        print(f"not filled: {line}")
+    for line in report.warnings:
+        print(f"note: {line}")
+    if report.german and report.rows_with_grades:
+        print(f"note: {report.rows_with_grades} rows already have a grade in Moodle. Moodle cannot read back the "
+              "German dates in 'Zuletzt geändert (Bewertung)' and skips such rows: tick the option to allow updating "
+              "records modified more recently in Moodle ('ignore modified') when you upload this file")
+    print("upload it in Moodle: View all submissions → Grading action → Upload grading worksheet")
+    return ExitCode.OK
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import build_autograder
+
+    assignment = _instructor_assignment(args.assignment)
+    path = build_autograder(assignment, args.out)
+    print(f"wrote {path}: upload it as the assignment's autograder on Gradescope (Configure Autograder → Zip file)")
+    return ExitCode.OK
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -274,6 +324,8 @@ def _print_course_summary(run) -> None:
     if summary.similar:
         pairs = "pair" if summary.similar == 1 else "pairs"
         print(f"{summary.similar} {pairs} of similar submissions flagged (see the overview)")
+    for warning in getattr(run, "warnings", []):
+        print(f"warning: {warning}")
     if not run.files:
         print("nothing changed since the last run: the reports are up to date")
     print(f"reports: {run.out_dir / 'index.html'}")

@@ -303,7 +303,7 @@ def test_online_text_answers_are_merged_where_the_notebook_has_none(tmp_path):
 
 
 def test_online_answers_markers():
-    assert online_answers("<h2>Answer 4.3d:</h2><p>a</p><p>b</p><h4>Other</h4>") == {"4.3d": "a\n\nb\n\n#### Other"}
+    assert online_answers("<h2>Answer 4.3d:</h2><p>a</p><p>b</p><h4>Other</h4>") == {"4.3d": "a\n\nb"}
     assert online_answers("<p>no answers here</p>") == {}
 
 

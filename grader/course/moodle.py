@@ -465,7 +465,7 @@ def html_to_text(markup: str, mark_headings: bool = False) -> str:
 
 def online_answers(markup: str) -> dict[str, str]:
     """Written answers in an online-text submission: each starts at a heading ``Answer <id>`` (an
-    HTML heading, or a ``### Answer <id>`` line) and runs to the next one."""
+    HTML heading, or a ``### Answer <id>`` line) and runs to the next heading."""
     answers: dict[str, list[str]] = {}
     current: str | None = None
     for line in html_to_text(markup, mark_headings=True).split("\n"):
@@ -475,6 +475,8 @@ def online_answers(markup: str) -> dict[str, str]:
             answers.setdefault(current, [])
             if match.group(2).strip():
                 answers[current].append(match.group(2).strip())
+        elif line.startswith("#"):
+            current = None  # another heading ends the answer, as a heading cell does in a notebook
         elif current is not None:
             answers[current].append(line)
     cleaned = {q: "\n".join(lines).strip() for q, lines in answers.items()}
