@@ -221,3 +221,18 @@ def test_write_exports(tmp_path, results, assignment):
     json.loads((tmp_path / "gradescope" / "anna.k.json").read_text(encoding="utf-8"))
     without = write_exports(results, assignment, tmp_path / "plain")
     assert not any(p.name.startswith("moodle") for p in without)
+
+
+def test_gradescope_hidden_cases_are_after_published_and_reveal_nothing(assignment):
+    result = fx.hidden_values()
+    questions = dict(result.questions)
+    leaked = questions["4.2b"].cases[0]
+    printed = replace(leaked, output=f"X = {fx.HIDDEN_INPUT_MARKER}", message=f"got {fx.HIDDEN_MARKER}")
+    questions["4.2b"] = replace(questions["4.2b"], cases=(printed,))
+    document = gradescope_results(replace(result, questions=questions), assignment)
+    text = json.dumps(document)
+    assert str(fx.HIDDEN_MARKER) not in text and str(fx.HIDDEN_INPUT_MARKER) not in text
+    hidden = [t for t in document["tests"] if t["name"] == "4.2b self_attention (hidden cases)"]
+    assert hidden and hidden[0]["visibility"] == "after_published"
+    assert hidden[0]["output"] == "0 of 1 hidden test cases passed."
+    assert document["stdout_visibility"] == "hidden"

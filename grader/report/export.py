@@ -140,8 +140,9 @@ def gradescope_results(result: SubmissionResult, assignment: Assignment) -> dict
                 continue
             passed = sum(c.status == Status.PASSED for c in cases)
             share = passed / passed_all if passed_all else (0.0 if part else 1.0)
-            output = (_question_output(replace(qr, cases=tuple(cases)), public_only=True) if not part else
-                      f"{passed} of {len(cases)} hidden test cases passed.")
+            summary = f"{passed} of {len(cases)} {'hidden' if part else 'public'} test cases passed."
+            output = summary if part else "\n".join(  # the question's feedback may quote a hidden case: not here
+                [summary, *_question_output(replace(qr, feedback="", cases=tuple(cases))).splitlines()])
             tests.append({"name": name + part, "number": question.id + ("h" if part else ""),
                           "score": round(qr.score * share, 4),
                           "max_score": round(max_score * len(cases) / total, 4),
