@@ -412,3 +412,54 @@ def test_several_notebooks_in_a_folder_follow_the_same_rule(tmp_path):
     assert "named like the assignment's template" in sources.labels["sam"]
     newest = collect_sources([tmp_path / "subs"], tmp_path / "scratch2", template_name="ex02.ipynb")
     assert newest.pairs == [(folder / "later.ipynb", "sam")] and "the newest" in newest.labels["sam"]
+
+
+# --------------------------------------------------------------------------- a whole course from a Moodle 4.1+ download
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def namespaces():
+    from grader.sandbox import available_isolation
+
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+
+
+def test_a_moodle_41_download_graded_end_to_end(tmp_path, namespaces, capsys, monkeypatch):
+    from grader.cli import ExitCode, main
+
+    monkeypatch.chdir(ROOT)
+    alice = (ROOT / "submissions" / "alice.ipynb").read_bytes()
+    files = [(entry_name("Alice Example", 1001, "ex01.ipynb"), alice),
+             (entry_name("Bob Beispiel", 1002, "solution.py"), (ROOT / "submissions" / "bob.py").read_text()),
+             (entry_name("Cleo Dorn", 1003, "ex01.ipynb"), NOTEBOOK * 50),
+             ("../evil.py", "import os")]
+    data = moodle_zip(tmp_path / "m.zip", files).read_bytes()
+    archive = tmp_path / "Course-Exercise 1-42.zip"
+    archive.write_bytes(_broken_deflate(data, files[2][0]))
+    out = tmp_path / "out"
+    assert main(["grade", str(archive), "--out", str(out)]) == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert "warning:" in printed and "skipped entry '../evil.py'" in printed and "climbs out" in printed
+    document = json.loads((out / "results.json").read_text())
+    by = {s["student"]: s for s in document["submissions"]}
+    assert {s: r["participant_id"] for s, r in by.items()} == {
+        "alice-example-1001": "1001", "bob-beispiel-1002": "1002", "cleo-dorn-1003": "1003"}
+    assert by["alice-example-1001"]["questions"]["4.2d"]["status"] == "passed"
+    assert "is corrupt" in by["cleo-dorn-1003"]["error"] and "Cleo Dorn" in by["cleo-dorn-1003"]["file"]
+
+    def worksheet() -> dict[str, dict]:
+        import csv
+
+        rows = csv.DictReader(io.StringIO((out / "moodle_grading_worksheet.csv").read_text(encoding="utf-8")))
+        return {row["Identifier"]: row for row in rows}
+
+    before = worksheet()["Participant 1001"]["Grade"]
+    scores = tmp_path / "scores.csv"
+    scores.write_text("student,question,accepted\nalice-example-1001,2.1,yes\nalice-example-1001,2.2,yes\n")
+    assert main(["import-scores", str(scores), "--out", str(out)]) == ExitCode.OK
+    after = worksheet()["Participant 1001"]["Grade"]
+    assert float(after) > float(before)  # the generated worksheet follows the manual decisions
+    assert json.loads((out / "results.json").read_text())["submissions"][0]["participant_id"] == "1001"
