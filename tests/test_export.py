@@ -79,13 +79,13 @@ def test_moodle_worksheet_layout(results, assignment):
     identities = {"anna.k": ("Participant 1234", "Anna König"), "dora.p": ("Participant 77", "Dora P")}
     text = moodle_worksheet_csv(results, assignment, identities)
     first_line = text.splitlines()[0]
-    assert first_line == ('"Identifier","Full name","Email address","Status","Grade","Maximum Grade",'
+    assert first_line == ('"Identifier","Full name","Email address","Status","Grade","Maximum grade",'
                           '"Grade can be changed","Last modified (submission)","Last modified (grade)",'
                           '"Feedback comments"')
     parsed = rows(text)
     assert [r["Identifier"] for r in parsed] == ["Participant 1234", "Participant 77"]
     anna, dora = parsed
-    assert anna["Full name"] == "Anna König" and anna["Grade"] == "12.00" and anna["Maximum Grade"] == "12.00"
+    assert anna["Full name"] == "Anna König" and anna["Grade"] == "12.00" and anna["Maximum grade"] == "12.00"
     assert anna["Grade can be changed"] == "Yes"
     assert anna["Last modified (grade)"] == "Friday, 14 June 2024, 10:05 AM"
     assert anna["Feedback comments"].startswith("Bonus awarded")

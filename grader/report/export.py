@@ -9,6 +9,7 @@ spreadsheet formulas in CSV cells, control characters in XML, table syntax in Ma
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -23,7 +24,7 @@ from ..results import QuestionResult, Status, SubmissionResult
 from .html import bonus_sentence, bonus_word, overall_status, points, safe_filename
 
 MOODLE_HEADER = (
-    "Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
+    "Identifier", "Full name", "Email address", "Status", "Grade", "Maximum grade", "Grade can be changed",
     "Last modified (submission)", "Last modified (grade)", "Feedback comments",
 )
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub allows 1 MiB per step; stay below it
@@ -58,8 +59,10 @@ def moodle_worksheet_csv(results: Iterable[SubmissionResult], assignment: Assign
 
     ``identities`` maps a student id to (identifier, full name), e.g. ("Participant 1234", "Anna K").
     Students without an identity are left out: Moodle could not match them. Moodle reads Identifier,
-    Grade and Feedback comments; "Last modified (grade)" is the grading time, so a newer grade entered
-    in Moodle is not overwritten unless the teacher allows it on import.
+    Grade and Feedback comments (stored as HTML, so the text is escaped); "Last modified (grade)" is
+    the grading time, so a newer grade entered in Moodle is not overwritten unless the teacher allows
+    it on import. The headers are an English Moodle 4.x's: a worksheet downloaded from Moodle and
+    filled by :mod:`grader.course.worksheet` is the one that works in every language.
     """
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
@@ -72,7 +75,7 @@ def moodle_worksheet_csv(results: Iterable[SubmissionResult], assignment: Assign
         writer.writerow([
             identifier, _cell(full_name), "", "Submitted for grading",
             f"{result.score:.2f}", f"{_max_score(result, assignment):.2f}", "Yes", "-",
-            _moodle_time(result.graded_at), _cell(_moodle_feedback(result, assignment)),
+            _moodle_time(result.graded_at), _cell(html.escape(_moodle_feedback(result, assignment), quote=False)),
         ])
     return out.getvalue()
 
