@@ -14,9 +14,19 @@ from pathlib import Path
 
 import pytest
 from conftest import skip_or_fail
+from moodle_fixtures import entry_name, moodle_zip, onlinetext
 
-from grader.course.moodle import extract_moodle, html_to_text, is_moodle_archive, moodle_identities, student_id
+from grader.course.moodle import (
+    extract_moodle,
+    html_to_text,
+    is_moodle_archive,
+    moodle_identities,
+    online_answers,
+    student_id,
+)
+from grader.course.sources import collect_sources
 from grader.errors import SubmissionError
+from grader.submission import load_submission
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
@@ -228,10 +238,6 @@ def test_is_moodle_archive(tmp_path):
 
 # --------------------------------------------------------------------------- as Moodle's download code names entries
 
-from grader.course.moodle import online_answers  # noqa: E402
-from grader.course.sources import collect_sources  # noqa: E402
-from grader.submission import load_submission  # noqa: E402
-from moodle_fixtures import entry_name, moodle_zip, onlinetext  # noqa: E402
 
 STUDENTS = [("Anna_Lena Graf", 4711), ("Jörg Groß", 4712), ("Zoë O'Neil", 4713)]
 
