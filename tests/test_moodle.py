@@ -469,3 +469,20 @@ def test_a_moodle_41_download_graded_end_to_end(tmp_path, namespaces, capsys, mo
     after = worksheet()["Participant 1001"]["Grade"]
     assert float(after) > float(before)  # the generated worksheet follows the manual decisions
     assert json.loads((out / "results.json").read_text())["submissions"][0]["participant_id"] == "1001"
+
+
+def test_grader_check_on_a_zip_with_an_encrypted_or_corrupt_member(tmp_path):
+    from grader.errors import SubmissionError as Refused
+    from grader.submission import load_submission as load
+
+    encrypted = tmp_path / "enc.zip"
+    encrypted.write_bytes(_encrypted_zip(tmp_path, {"ex01.ipynb": NOTEBOOK}))
+    with pytest.raises(Refused, match="not a readable zip"):
+        load(encrypted)
+    plain = io.BytesIO()
+    with zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ex01.ipynb", NOTEBOOK * 20)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(_broken_deflate(plain.getvalue(), "ex01.ipynb"))
+    with pytest.raises(Refused, match="not a readable zip"):
+        load(broken)
