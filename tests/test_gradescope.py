@@ -125,6 +125,20 @@ def test_run_autograder_in_a_fake_autograder_root(tmp_path, autograder_zip):
     if isolation != "namespaces":
         assert "Ran with reduced isolation" in document["output"]
 
+    # a container where bubblewrap cannot run: the strongest isolation left, and it says so
+    no_bwrap = tmp_path / "bin-without-bwrap"
+    no_bwrap.mkdir()
+    for tool in ("bash", "env", "dirname"):
+        (no_bwrap / tool).symlink_to(shutil.which(tool))
+    degraded = subprocess.run([str(root / "run_autograder")], cwd=root, env={**env, "PATH": str(no_bwrap)},
+                              capture_output=True, text=True, timeout=900)
+    assert degraded.returncode == 0, degraded.stdout + degraded.stderr
+    assert "isolation: process" in degraded.stdout and "resource limits only" in degraded.stdout
+    reduced = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(reduced, SCHEMA)
+    assert "Ran with reduced isolation: process" in reduced["output"] and reduced["score"] == document["score"]
+    assert "LEAK" not in json.dumps(reduced) + degraded.stdout + degraded.stderr
+
 
 @pytest.mark.slow
 def test_an_unusable_submission_still_gives_a_valid_results_json(tmp_path, autograder_zip):
