@@ -441,6 +441,7 @@ def test_a_moodle_41_download_graded_end_to_end(tmp_path, namespaces, capsys, mo
     files = [(entry_name("Alice Example", 1001, "ex01.ipynb"), alice),
              (entry_name("Bob Beispiel", 1002, "solution.py"), (ROOT / "submissions" / "bob.py").read_text()),
              (entry_name("Cleo Dorn", 1003, "ex01.ipynb"), NOTEBOOK * 50),
+             (entry_name("Dan Eck", 1004, "draft.ipynb"), NOTEBOOK), (entry_name("Dan Eck", 1004, "ex01.ipynb"), alice),
              ("../evil.py", "import os")]
     data = moodle_zip(tmp_path / "m.zip", files).read_bytes()
     archive = tmp_path / "Course-Exercise 1-42.zip"
@@ -452,7 +453,10 @@ def test_a_moodle_41_download_graded_end_to_end(tmp_path, namespaces, capsys, mo
     document = json.loads((out / "results.json").read_text())
     by = {s["student"]: s for s in document["submissions"]}
     assert {s: r["participant_id"] for s, r in by.items()} == {
-        "alice-example-1001": "1001", "bob-beispiel-1002": "1002", "cleo-dorn-1003": "1003"}
+        "alice-example-1001": "1001", "bob-beispiel-1002": "1002", "cleo-dorn-1003": "1003", "dan-eck-1004": "1004"}
+    assert by["dan-eck-1004"]["questions"]["4.2d"]["status"] == "passed"  # ex01.ipynb, not draft.ipynb
+    page = (out / "dan-eck-1004.html").read_text()
+    assert "graded ex01.ipynb, the one named like the assignment" in page  # the choice, said in the report
     assert by["alice-example-1001"]["questions"]["4.2d"]["status"] == "passed"
     assert "is corrupt" in by["cleo-dorn-1003"]["error"] and "Cleo Dorn" in by["cleo-dorn-1003"]["file"]
 
