@@ -9,6 +9,8 @@
     grader new ID                  a new assignment folder under reference/ that validates out of the box
     grader validate                every authoring check of an assignment, naming what is at fault
     grader semester                the course overview: students × sheets, the course's bonus rule
+    grader moodle-worksheet CSV    fill the grading worksheet downloaded from Moodle
+    grader gradescope --out ZIP    a Gradescope autograder that grades with grader
 """
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     ci.add_argument("submission", type=Path, nargs="?", help="default: the one notebook in the repository")
     _assignment_option(ci)
     ci.add_argument("--out", type=Path, default=Path("grader-report"), help="folder for report.html and junit.xml")
-    ci.add_argument("--require", choices=("code", "all", "none"), default="code",
-                    help="what must pass for exit code 0: the code checks (default), also the written answers "
-                         "being present, or nothing (report only)")
+    ci.add_argument("--require", choices=("bonus", "code", "all", "none"), default="bonus",
+                    help="what must pass for exit code 0: what the bonus needs, by the assignment's bonus rule "
+                         "(default: red when a bonus answer is missing or wrong, green when only optional "
+                         "questions fail), every code check, every question, or nothing (report only)")
     ci.set_defaults(run=_ci)
 
     release = commands.add_parser("release", help="write the student bundle of an assignment")
@@ -107,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     scores.set_defaults(run=_import_scores)
     _authoring_commands(commands)
     _semester_command(commands)
+    _platform_commands(commands)
     return parser
 
 
@@ -195,9 +199,13 @@ def _ci(args: argparse.Namespace) -> int:
     _print_result(outcome.result)
     for path in outcome.files:
         print(f"wrote {path}")
-    if args.require == "none":
-        return ExitCode.OK
-    return ExitCode.OK if _passes(outcome.result, args.require) else ExitCode.CHECKS_FAILED
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # points for GitHub Classroom, as its reporter prints them
+        from .ci import classroom_notices
+
+        print("\n".join(classroom_notices(outcome.result)))
+    from .ci import passes
+
+    return ExitCode.OK if passes(outcome.result, args.require, assignment) else ExitCode.CHECKS_FAILED
 
 
 def _release(args: argparse.Namespace) -> int:
@@ -291,6 +299,53 @@ def _semester(args: argparse.Namespace) -> int:
     for path in overview.files:
         print(f"wrote {path}")
     print(overview.summary_line())
+    return ExitCode.OK
+
+
+# --------------------------------------------------------------------------- platforms (Moodle, Gradescope)
+
+
+def _platform_commands(commands) -> None:
+    worksheet = commands.add_parser("moodle-worksheet", help="fill the grading worksheet downloaded from Moodle")
+    worksheet.add_argument("csv", type=Path, help="the worksheet as downloaded (Grading action → Download grading "
+                                                  "worksheet)")
+    _assignment_option(worksheet)
+    worksheet.add_argument("--out", type=Path, help="the graded course's reports folder, where the filled copy "
+                                                    "is written (default: reports/<assignment>/)")
+    worksheet.set_defaults(run=_moodle_worksheet)
+
+    gradescope = commands.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
+    _assignment_option(gradescope)
+    gradescope.add_argument("--out", type=Path, default=Path("autograder.zip"),
+                            help="the zip to write (default: autograder.zip)")
+    gradescope.set_defaults(run=_gradescope)
+
+
+def _moodle_worksheet(args: argparse.Namespace) -> int:
+    from .course.worksheet import fill_worksheet
+
+    out_dir = args.out or Path("reports") / _instructor_assignment(args.assignment).id
+    report = fill_worksheet(args.csv, out_dir)
+    print(f"filled worksheet: {report.path}")
+    print(f"rows filled: {report.filled}; rows left empty (no graded submission): {report.left_empty}")
+    for line in report.unmatched:
+        print(f"not filled: {line}")
+    for line in report.warnings:
+        print(f"note: {line}")
+    if report.german and report.rows_with_grades:
+        print(f"note: {report.rows_with_grades} rows already have a grade in Moodle. Moodle cannot read back the "
+              "German dates in 'Zuletzt geändert (Bewertung)' and skips such rows: tick the option to allow updating "
+              "records modified more recently in Moodle ('ignore modified') when you upload this file")
+    print("upload it in Moodle: View all submissions → Grading action → Upload grading worksheet")
+    return ExitCode.OK
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import build_autograder
+
+    assignment = _instructor_assignment(args.assignment)
+    path = build_autograder(assignment, args.out)
+    print(f"wrote {path}: upload it as the assignment's autograder on Gradescope (Configure Autograder → Zip file)")
     return ExitCode.OK
 
 
@@ -407,6 +462,8 @@ def _print_course_summary(run) -> None:
     if summary.similar:
         pairs = "pair" if summary.similar == 1 else "pairs"
         print(f"{summary.similar} {pairs} of similar submissions flagged (see the overview)")
+    for warning in getattr(run, "warnings", []):
+        print(f"warning: {warning}")
     if not run.files:
         print("nothing changed since the last run: the reports are up to date")
     print(f"reports: {run.out_dir / 'index.html'}")

@@ -179,6 +179,7 @@ class SubmissionResult:
     assignment_version: str = ""  # hash of the assignment definition
     graded_at: str = ""  # ISO 8601, UTC
     duration: float = 0.0  # seconds of wall time
+    participant_id: str = ""  # Moodle's participant id ("Participant <id>" in its worksheet), when known
 
     def to_dict(self) -> dict:
         return plain(self)

@@ -28,6 +28,7 @@ import re
 import sys
 import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +174,8 @@ def _pick_from_zip(path: Path) -> tuple[str, bytes]:
             if not data:
                 raise SubmissionError(f"'{chosen}' in the zip is empty", path=path)
             return Path(chosen).name, data
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError,
+            RuntimeError, zlib.error) as error:  # RuntimeError: an encrypted member; zlib.error: corrupt data
         raise SubmissionError(f"is not a readable zip archive ({error}); pack it again", path=path) from None
 
 

@@ -160,19 +160,26 @@ def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
                    capture_output=True)
     shutil.copy(EXAMPLES / "alice.ipynb", bundle / "ex01.ipynb")
     workflow = yaml.safe_load((bundle / ".github" / "workflows" / "grader.yml").read_text())
-    steps = {step.get("name", ""): step for step in workflow["jobs"]["check"]["steps"]}
+    steps = {step.get("name", ""): step for step in workflow["jobs"]["run-autograding-tests"]["steps"]}
     assert "bubblewrap" in steps["Install the sandbox (bubblewrap)"]["run"]
+    upload = steps["Upload the report"]  # the artifact, uploaded whatever the check said
+    assert upload["if"] == "always()" and upload["with"]["path"] == "grader-report/"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     _see_current_packages(venv)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
-           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "PIP_NO_INDEX": "1"}
-    install = steps["Install grader"]["run"].replace("python -m pip install --upgrade pip\n", "")
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "PIP_NO_INDEX": "1", "GITHUB_ACTIONS": "true"}
+    install = steps["Install grader"]["run"]
+    assert install.startswith("python -m pip install .grader/") and "||" not in install  # no fallback to the index
     install = install.replace("pip install .grader/", "pip install --no-deps --force-reinstall .grader/")
     subprocess.run(["bash", "-e", "-c", install], cwd=bundle, env=env, check=True, capture_output=True)
     done = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "::notice title=Autograding complete::Points " in done.stdout  # what GitHub Classroom reads
+    assert "::notice title=Autograding report::{\"totalPoints\":" in done.stdout
+    upload_path = bundle / upload["with"]["path"]
+    assert (upload_path / "report.html").is_file() and (upload_path / "junit.xml").is_file()
     assert str(venv) in subprocess.run(["bash", "-c", "command -v grader"], env=env, capture_output=True,
                                        text=True).stdout
     suites = ET.parse(bundle / "grader-report" / "junit.xml").getroot()
@@ -182,9 +189,17 @@ def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
         if cell.cell_type == "code" and "def softmax" in cell.source:
             cell.source = "def softmax(x):\n    return x\n"
     nbformat.write(broken, bundle / "ex01.ipynb")
+    optional = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
+                              capture_output=True, text=True)
+    assert optional.returncode == 0, optional.stdout  # section 4 does not count for the bonus: still green
+    for cell in broken.cells:  # a bonus answer missing: red
+        if cell.cell_type == "markdown" and cell.source.startswith("### Answer 2.1"):
+            cell.source = "### Answer 2.1\n"
+    nbformat.write(broken, bundle / "ex01.ipynb")
     failed = subprocess.run(["bash", "-e", "-c", steps["Check the submission"]["run"]], cwd=bundle, env=env,
                             capture_output=True, text=True)
     assert failed.returncode == ExitCode.CHECKS_FAILED, failed.stdout
+    assert (bundle / "grader-report" / "junit.xml").is_file()  # the artifact's content, red run or not
 
 
 def test_review_decisions_reach_the_reports(tmp_path, namespaces, capsys):

@@ -20,6 +20,7 @@ from .similar import similar_from_json
 GRADEBOOK_FILE = "gradebook.sqlite"
 RESULTS_FILE = "results.json"
 SIMILAR_FILE = "similar.json"
+MOODLE_FILE = "moodle.json"  # student -> {"name", "participant", "group"}, from the Moodle downloads graded
 STAMP_FILE = ".outputs.json"
 RERENDER_LOCK = ".rerender.lock"
 
@@ -53,6 +54,7 @@ class CourseRun:
     results: list[SubmissionResult] = field(default_factory=list)
     similar: list[SimilarPair] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # archive entries skipped that belong to no student
 
     @property
     def results_file(self) -> Path:
@@ -97,7 +99,17 @@ class Outputs:
         self.handle.close()
         self.partial.replace(self.out_dir / RESULTS_FILE)
 
-    def finish(self, run: CourseRun, identities: dict | None) -> list[Path]:
+    def finish(self, run: CourseRun, identities: dict | None, moodle: dict | None = None) -> list[Path]:
+        """The overview, exports and similar pairs once all results are in. ``moodle`` (from the
+        sources) is kept beside them, so that a later re-render writes the Moodle worksheet again."""
+        moodle_file = self.out_dir / MOODLE_FILE
+        if moodle is not None:
+            if moodle:
+                moodle_file.write_text(json.dumps(moodle, ensure_ascii=False, indent=1), encoding="utf-8")
+            else:
+                moodle_file.unlink(missing_ok=True)
+        if identities is None:
+            identities = moodle_identities_from(read_moodle(self.out_dir))
         similar_file = self.out_dir / SIMILAR_FILE
         similar_file.write_text(json.dumps([plain(p) for p in run.similar], ensure_ascii=False), encoding="utf-8")
         index = self.out_dir / "index.html"
@@ -105,6 +117,20 @@ class Outputs:
         pages = [self.out_dir / f"{safe_filename(r.student)}.html" for r in run.results]
         return [run.results_file, similar_file, index, *pages,
                 *write_exports(run.results, self.assignment, self.out_dir, identities=identities or None)]
+
+
+def read_moodle(out_dir: Path) -> dict[str, dict]:
+    """What the last ``grade`` learnt from Moodle downloads (empty when it graded none)."""
+    try:
+        data = json.loads((out_dir / MOODLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def moodle_identities_from(moodle: dict[str, dict]) -> dict[str, tuple[str, str]]:
+    return {student: (f"Participant {info['participant']}", str(info.get("name", "")))
+            for student, info in moodle.items() if info.get("participant")}
 
 
 def read_stamp(out_dir: Path) -> dict:

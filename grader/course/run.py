@@ -12,11 +12,12 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ..api import in_input_order, required_isolation
+from ..api import error_result, in_input_order, required_isolation
 from ..assignment import Assignment
 from ..pool import worker_sandbox
 from ..report import render_submission
@@ -46,7 +47,7 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="grader-moodle-"))
     try:
-        collected = collect_sources(paths, scratch)
+        collected = collect_sources(paths, scratch, template_name=f"{assignment.id}.ipynb")
         sources, identities = collected.pairs, collected.identities
         hashes = {student: submission_hash(path) for path, student in sources}
         with Gradebook(gradebook_path(out_dir)) as gradebook:
@@ -55,16 +56,17 @@ def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jo
             stamp = read_stamp(out_dir)
             if not force and stamp.get("fingerprint") == fingerprint and outputs_present(out_dir, sources):
                 summary = replace(CourseSummary(**stamp["summary"]), reused=len(sources))
-                return CourseRun(assignment.id, out_dir, summary)
+                return CourseRun(assignment.id, out_dir, summary, warnings=collected.warnings)
             isolation = required_isolation(allow_reduced_isolation)
             similarity = SimilarityJob(sources, assignment)  # forked now, before any thread starts
             if on_start:
                 on_start(len(sources))
             results, reused = _grade_and_write(gradebook, collected, hashes, assignment, out_dir, decisions,
                                                jobs=jobs, isolation=isolation, force=force, progress=progress)
-        run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, reused, 0), results)
+        run = CourseRun(assignment.id, out_dir, CourseSummary.of(results, reused, 0), results,
+                        warnings=collected.warnings)
         run.similar = similarity.result()
-        run.files = Outputs(out_dir, assignment).finish(run, identities)
+        run.files = Outputs(out_dir, assignment).finish(run, identities, collected.moodle)
         run.summary = CourseSummary.of(results, reused, len(run.similar))
         write_stamp(out_dir, {"fingerprint": fingerprint, "summary": vars(run.summary)})
         return run
@@ -77,18 +79,24 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
                      force: bool, progress: Callable | None) -> tuple[list[SubmissionResult], int]:
     """Grade (or reuse), record and write each result in input order as it arrives."""
     run_id = gradebook.start_run(assignment.id, assignment.version, "grade")
-    sources, labels = collected.pairs, collected.labels
+    sources, labels, participants = collected.pairs, collected.labels, collected.participants
     reused: dict[int, SubmissionResult] = {}
     recorded_before: set[int] = set()  # this student's own latest result: no need to record it again
     for i, (path, student) in enumerate(sources):
+        if student in collected.problems:  # nothing of theirs could be unpacked: say why, grade nothing
+            reused[i] = replace(error_result(student, path, assignment, "grade", collected.problems[student],
+                                             time.monotonic()), file=labels[student],
+                                participant_id=participants.get(student, ""))
+            continue
         digest = hashes.get(student)
         hit = None if force or not digest else gradebook.cached(digest, assignment.version, "grade")
         if hit is not None:  # identical bytes grade identically, whoever handed them in
-            reused[i] = replace(hit, student=student, file=labels[student])
-            if hit.student == student and hit.file == labels[student]:
+            reused[i] = replace(hit, student=student, file=labels[student],
+                                participant_id=participants.get(student, ""))
+            if (hit.student, hit.file, hit.participant_id) == (student, labels[student], reused[i].participant_id):
                 recorded_before.add(i)
     state = {"assignment": assignment, "mode": "grade", "isolation": isolation, "decisions": decisions,
-             "labels": labels}
+             "labels": labels, "participants": participants}
     outputs = Outputs(out_dir, assignment)
     results = []
     for i, hit, texts in in_input_order(sources, reused, _grade_and_render, state, jobs):
@@ -109,7 +117,7 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
             progress(final)
     gradebook.finish_run(run_id)
     outputs.close_results()
-    return results, len(reused)
+    return results, len(reused) - sum(1 for _, student in sources if student in collected.problems)
 
 
 def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, str]:
@@ -119,7 +127,8 @@ def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, st
     path, student = pair
     assignment = state["assignment"]
     raw = replace(grade_one(path, student, assignment, state["mode"], worker_sandbox(state)),
-                  file=state["labels"].get(student, str(path)))
+                  file=state["labels"].get(student, str(path)),
+                  participant_id=state.get("participants", {}).get(student, ""))
     own = state["decisions"].get(student)
     final = apply_decisions(raw, assignment, own) if own else raw
     raw_text = json_text(raw)
@@ -130,5 +139,5 @@ def _inputs_fingerprint(assignment: Assignment, collected: Sources, hashes: dict
     """What the outputs depend on: the submissions' bytes, the assignment and grader, the decisions."""
     key = json.dumps([assignment.version, [(s, collected.labels[s], hashes.get(s)) for _, s in collected.pairs],
                       {s: {q: repr(d) for q, d in sorted(by_q.items())} for s, by_q in sorted(decisions.items())},
-                      sorted(collected.identities.items())], default=str)
+                      sorted(collected.identities.items()), sorted(collected.problems.items())], default=str)
     return hashlib.sha256(key.encode()).hexdigest()
