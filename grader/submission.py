@@ -32,8 +32,14 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .answers import (ANSWER_PLACEHOLDER, answer_variable, cell_source, looks_like_answer, module_answers,
-                      notebook_answers)
+from .answers import (  # noqa: F401  (re-exported: older import path)
+    ANSWER_PLACEHOLDER,
+    answer_variable,
+    cell_source,
+    looks_like_answer,
+    module_answers,
+    notebook_answers,
+)
 from .errors import SubmissionError
 
 MAX_SUBMISSION_BYTES = 50 * 2**20

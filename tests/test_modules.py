@@ -161,7 +161,7 @@ def test_a_module_statement_that_raises_hangs_or_crashes_costs_only_itself(tmp_p
     assert all_code_passed(result), code_statuses(result)
     problems = {c.status: c.message for c in result.cells if c.status != "ok"}
     assert set(problems) == {"error", "timeout", "crashed"}, problems
-    stopped_at = source.splitlines().index(next(l for l in source.splitlines() if l.startswith("print("))) + 1
+    stopped_at = source.splitlines().index(next(line for line in source.splitlines() if line.startswith("print("))) + 1
     assert problems["error"].startswith(f"line {stopped_at}: ValueError"), problems["error"]
 
 
