@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -152,7 +153,8 @@ def _zip_clues(path: Path) -> list[Clue]:
             for info in notebooks:
                 with archive.open(info) as member:
                     clues += _metadata_clue(member.read(MAX_METADATA_BYTES + 1), f"{path} → {info.filename}")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, NotImplementedError,
+            RuntimeError):  # broken or encrypted: the grading itself reports it, for that student only
         return clues
     return clues
 

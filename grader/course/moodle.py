@@ -489,7 +489,7 @@ def merge_online_answers(chosen: Path | None, answers: dict[str, str], folder: P
     An answer in the file wins over one in the online text. Without a file, a notebook holding only the
     answers is written (its code questions are then graded as missing).
     """
-    from ..submission import answer_variable, extract_module_answers, extract_notebook_answers
+    from ..answers import answer_variable, module_answers, notebook_answers
 
     folder.mkdir(parents=True, exist_ok=True)
     if chosen is None or chosen.suffix.lower() not in _SUBMISSION_SUFFIXES:
@@ -500,7 +500,7 @@ def merge_online_answers(chosen: Path | None, answers: dict[str, str], folder: P
             notebook = json.loads(chosen.read_text(encoding="utf-8-sig"))
             cells = notebook["cells"]
             assert isinstance(cells, list)
-            present = extract_notebook_answers(cells)
+            present = notebook_answers(cells, tuple(answers))
         except (OSError, ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
             return chosen, "the online-text answers were not merged: the notebook could not be read"
         target = folder / chosen.name
@@ -509,7 +509,7 @@ def merge_online_answers(chosen: Path | None, answers: dict[str, str], folder: P
             source = chosen.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):
             return chosen, "the online-text answers were not merged: the module could not be read"
-        present = extract_module_answers(source)
+        present = module_answers(source, tuple(answers))
         missing = {q: a for q, a in answers.items() if q not in present}
         if not missing:
             return chosen, ""
