@@ -21,6 +21,7 @@ _TRACE_LINE = re.compile(r'File "(?P<label>[^"]+)", line (?P<line>\d+)')
 _SYNTAX_AT = re.compile(r"\((?P<label>[^()]+), line (?P<line>\d+)\)\s*$")
 _NAME_ERROR = re.compile(r"name '(?P<name>\w+)' is not defined")
 _NO_MODULE = re.compile(r"No module named '(?P<name>[\w.]+)'")
+NOT_ATTEMPTED = "is not attempted yet"  # the untouched template's stub: the function is there, unfinished
 
 
 def explain_case(case: CaseResult, call: Any, submission: Submission, cells: dict[int, Any],
@@ -30,7 +31,7 @@ def explain_case(case: CaseResult, call: Any, submission: Submission, cells: dic
     if getattr(call, "status", None) == "error" and getattr(error, "type", "") == "NotImplementedError":
         said = (error.message or "").strip().splitlines()[0][:200] if (error.message or "").strip() else ""
         return replace(case, status=Status.MISSING, traceback=None, message=(
-            f"`{case.function}` is not attempted yet: it still raises NotImplementedError"
+            f"`{case.function}` {NOT_ATTEMPTED}: it still raises NotImplementedError"
             + (f" ({said})" if said else "") + "."))
     if case.status is Status.MISSING and getattr(call, "status", None) == "missing":
         found = why_missing(case.function, submission, cells)

@@ -25,6 +25,7 @@ from typing import Iterable
 
 from .assignment import DEFINITION_FILE, Assignment, find_assignments, resolve_assignment
 from .bundle import BUNDLE_FILE, find_bundle
+from .diagnose import NOT_ATTEMPTED
 from .errors import AssignmentError, GraderError
 from .results import Status, SubmissionResult
 
@@ -202,8 +203,8 @@ def unrelated_results(results: Iterable[SubmissionResult]) -> list[str]:
             if question.kind == "written":
                 nothing = nothing and question.status is Status.MISSING
             else:
-                nothing = nothing and bool(question.cases) and all(
-                    c.status is Status.MISSING for c in question.cases)
+                nothing = nothing and bool(question.cases) and all(  # a template stub counts as there
+                    c.status is Status.MISSING and NOT_ATTEMPTED not in (c.message or "") for c in question.cases)
         if nothing:
             unrelated.append(result.student)
     return unrelated
