@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import SandboxError
-from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
+from grader.sandbox.command import minimal_env, probe_bwrap, seccomp_memfd, worker_argv
 from grader.sandbox.protocol import (
     FrameDecoder,
     ProtocolError,
@@ -52,6 +52,7 @@ class Limits:
     max_open_files: int = 64
     output_bytes: int = 65536
     max_result_mb: int = 64
+    tmp_mb: int = 64  # size of the fresh /tmp (and, separately, /dev/shm) of each submission
     allowed_packages: tuple[str, ...] = ("numpy",)
 
 
@@ -147,13 +148,17 @@ class _Zygote:
         self.stderr = tempfile.TemporaryFile()
         # process mode: the packages' symlink dir and the jobs' scratch root, both chosen here
         self.linkdir = None if isolation == "namespaces" else tempfile.mkdtemp(prefix="grader-site-")
+        filter_fd = seccomp_memfd() if isolation == "namespaces" else None
         try:
-            argv = worker_argv(isolation, packages, theirs.fileno(), self.linkdir)
+            argv = worker_argv(isolation, packages, theirs.fileno(), self.linkdir, filter_fd)
+            fds = [theirs.fileno()] + ([] if filter_fd is None else [filter_fd])
             self.proc = subprocess.Popen(
-                argv, pass_fds=[theirs.fileno()], start_new_session=True, env=minimal_env(),
+                argv, pass_fds=fds, start_new_session=True, env=minimal_env(),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
         finally:
             theirs.close()
+            if filter_fd is not None:
+                os.close(filter_fd)
         try:
             msg = self.recv(time.monotonic() + 60)
         except TimeoutError:
@@ -317,7 +322,7 @@ class _Child:
         try:
             limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
                                                     "max_file_mb", "max_open_files",
-                                                    "output_bytes", "max_result_mb")}
+                                                    "output_bytes", "max_result_mb", "tmp_mb")}
             box._zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
         finally:
             theirs.close()
