@@ -57,6 +57,7 @@ _PREIMPORT = ("math", "random", "itertools", "functools", "collections", "statis
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_PARENT = os.getppid()
 
 
 def _prctl(option: int, value: int) -> None:
@@ -127,9 +128,16 @@ def zygote(control_fd: int, mode: str) -> None:
     """Serve ``run``/``kill`` commands until the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # pid 1 with SIG_DFL cannot be signalled
     _prctl(_PR_SET_DUMPABLE, 0)
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
     if mode == "process":
+        # No pid namespace takes the job's processes down with us: on the parent's death (even
+        # kill -9) take them down ourselves, then go.
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGTERM, lambda *_: (_cleanup(None, mode, None), os._exit(0)))
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    else:  # pid 1 of its namespace: when it dies, the kernel kills everything in it
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
+    if os.getppid() != _PARENT:  # the parent died before that
+        os._exit(0)
     _prepare(mode)
     for name in _PREIMPORT:
         try:
