@@ -390,3 +390,60 @@ def test_kill_9_of_the_grading_process_leaves_no_orphans(isolation: str, tmp_pat
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# ------------------------------------------------------------------------------- cgroups
+HOG = r'''
+import os, time
+def hog(n, mb):
+    pids = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                block = b"\x01" * (mb << 20)  # touched, so really resident
+                time.sleep(2)
+            except MemoryError:
+                os._exit(3)
+            os._exit(0)
+        pids.append(pid)
+    return sum(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) == 0 for p in pids)
+'''
+
+
+def test_the_slot_cgroup_bounds_the_whole_submission_together() -> None:
+    """Four processes of 300 MB each, every one within its own 512 MB address-space limit: the
+    slot's cgroup (memory_mb + 2 x tmp_mb + the worker's share) stops them together."""
+    from grader.sandbox.runner import cgroup_support
+    _need_namespaces()
+    kind, why = cgroup_support()
+    if not kind:
+        pytest.skip(f"no cgroups for grader here: {why}")
+    lim = Limits(cell_timeout=60.0, call_timeout=120.0, total_timeout=300.0, memory_mb=512, tmp_mb=8)
+    with Sandbox("namespaces") as box:
+        out = box.run(Job((CellSource(0, "hog", HOG),), (Call("one", "hog", (1, 300)),
+                                                          Call("four", "hog", (4, 300))), lim))
+        group = box._zygote.cgroup
+        assert group.memory_limit() == (512 + 16 + 256) << 20
+        assert group.peak_memory() <= group.memory_limit()
+        cpu = os.path.join(group.dirs["cpu"], "cpu.max" if kind == "v2" else "cpu.cfs_quota_us")
+        assert open(cpu).read().split()[0] == "100000"  # one CPU per slot at most
+        after = box.run(Job((CellSource(0, "ok", "def f(): return 1"),), (Call("f", "f"),), lim))
+    assert out.calls["one"].value == 1  # alone, a 300 MB process is fine
+    assert out.calls["four"].status != "ok" or out.calls["four"].value < 4, out.calls["four"]
+    assert after.calls["f"].value == 1
+    assert f"a cgroup ({kind}) per slot" in out.isolation_detail
+
+
+def test_isolation_detail_says_what_held_as_an_unprivileged_user() -> None:
+    _need_namespaces()
+    code = textwrap.dedent("""
+        import json
+        from grader.sandbox import CellSource, Job, Sandbox
+        with Sandbox("namespaces") as box:
+            out = box.run(Job((CellSource(0, "c", "x = 1"),), ()))
+        print(json.dumps(out.isolation_detail))
+    """)
+    detail = run_unprivileged(code)
+    assert "per submission" in detail and "read-only root" in detail
+    assert "cgroup" in detail

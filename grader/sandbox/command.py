@@ -111,28 +111,14 @@ def bwrap_features() -> frozenset[str]:
 
 
 def describe(features: frozenset[str] | None = None) -> str:
-    """One paragraph: what the namespace sandbox holds on this machine, as recorded with results."""
+    """What the namespace sandbox holds on this machine (recorded with every result)."""
     features = bwrap_features() if features is None else features
-    root = os.geteuid() == 0
-    parts = ["fresh /tmp and /dev/shm (tmpfs, bounded), IPC namespace and session keyring per "
-             "submission", "read-only root"]
-    if "--disable-userns" in features and not root:
-        parts.append("no nested user namespaces (bwrap --disable-userns and seccomp)")
-    else:
-        parts.append("no nested user namespaces (seccomp)")
-    parts.append("seccomp filter" if seccomp.supported() else
-                 f"no seccomp filter (not described for {os.uname().machine})")
-    parts.append(cgroup_status())
-    return "; ".join(parts)
-
-
-def cgroup_status() -> str:
-    """Whether per-submission cgroups are in use here; today never, and this says why."""
-    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return ("no per-submission cgroup (cgroup v2 is not the mounted hierarchy here): memory "
-                "limits are per process (rlimits), CPU is shared by session")
-    return ("no per-submission cgroup (not implemented yet): memory limits are per process "
-            "(rlimits), CPU is shared by session")
+    nested = "bwrap --disable-userns, seccomp" if "--disable-userns" in features \
+        and os.geteuid() != 0 else "seccomp"
+    filt = "seccomp filter" if seccomp.supported() else \
+        f"no seccomp filter (not described for {os.uname().machine})"
+    return (f"new /tmp, /dev/shm (bounded tmpfs), IPC namespace and session keyring per "
+            f"submission; read-only root; no nested user namespaces ({nested}); {filt}")
 
 
 def bwrap_argv(tail: list[str], packages: tuple[str, ...], seccomp_fd: int | None = None
