@@ -178,6 +178,7 @@ class SubmissionResult:
     assignment_version: str = ""  # hash of the assignment definition
     graded_at: str = ""  # ISO 8601, UTC
     duration: float = 0.0  # seconds of wall time
+    isolation_detail: str = ""  # what that isolation level held on the grading machine (README)
 
     def to_dict(self) -> dict:
         return plain(self)
