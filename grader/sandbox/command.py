@@ -1,8 +1,9 @@
 """The commands that start the warm worker: bubblewrap's argv (namespace mode) or plain Python.
 
 Kept apart from the runner because this is where the trust boundary's *shape* is decided: which
-host paths are visible (only /usr, the Python prefix with its site-packages hidden, and the allowed
-packages), which namespaces are new, and how root drops to an unprivileged uid inside.
+host paths are visible (only the shared libraries of /usr, the Python prefix with its site-packages
+hidden, and the allowed packages, all read-only), which namespaces are new, how root drops to an
+unprivileged uid inside, and which seccomp filter bubblewrap installs.
 """
 
 from __future__ import annotations
@@ -99,9 +100,16 @@ def _under(path: str, dirs: list[str]) -> bool:
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
-@functools.lru_cache(maxsize=None)
+_refused: set[str] = set()  # options the installed bwrap knows but this kernel refused (probe)
+
+
 def bwrap_features() -> frozenset[str]:
-    """Which of the newer bubblewrap options the installed bwrap knows (from its --help)."""
+    """Which of the newer bubblewrap options the installed bwrap knows and may use here."""
+    return _known_features() - frozenset(_refused)
+
+
+@functools.lru_cache(maxsize=None)
+def _known_features() -> frozenset[str]:
     try:
         text = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -211,6 +219,17 @@ def probe_bwrap() -> tuple[str, str]:
     if os.geteuid() == 0 and not all(os.path.exists(p) for p in ("/usr/bin/setpriv",
                                                                      "/usr/bin/unshare")):
         return "process", "setpriv/unshare (util-linux) are missing"
+    why = _probe_once()
+    if why and "--disable-userns" in bwrap_features() and os.geteuid() != 0:
+        _refused.add("--disable-userns")  # e.g. a kernel that refuses the sysctl: seccomp still denies
+        if not _probe_once():
+            return "namespaces", ""
+        _refused.discard("--disable-userns")
+    return ("process", why) if why else ("namespaces", "")
+
+
+def _probe_once() -> str:
+    """"" if the worker's self-test passed in bwrap, else why not."""
     python = os.path.realpath(sys.executable)
     fd = None
     try:
@@ -220,11 +239,11 @@ def probe_bwrap() -> tuple[str, str]:
         done = subprocess.run(argv, env=minimal_env(), capture_output=True, timeout=30,
                               stdin=subprocess.DEVNULL, pass_fds=[] if fd is None else [fd])
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
-        return "process", f"bwrap could not be started ({exc})"
+        return f"bwrap could not be started ({exc})"
     finally:
         if fd is not None:
             os.close(fd)
     if done.returncode != 0:
         err = (done.stderr + done.stdout).decode("utf-8", "replace").strip()[-500:]
-        return "process", f"bwrap failed with status {done.returncode}: {err}"
-    return "namespaces", ""
+        return f"bwrap failed with status {done.returncode}: {err}"
+    return ""
