@@ -447,3 +447,41 @@ def test_isolation_detail_says_what_held_as_an_unprivileged_user() -> None:
     detail = run_unprivileged(code)
     assert "per submission" in detail and "read-only root" in detail
     assert "cgroup" in detail
+
+
+# ------------------------------------------------------------- what of /usr the sandbox sees
+LOOK = r'''
+import os, sys
+def look():
+    seen = {p: os.path.exists(p) for p in ("/usr/bin", "/usr/sbin", "/usr/local", "/usr/share",
+                                             "/usr/include", "/usr/libexec", "/bin/sh", "/etc")}
+    packages = set()
+    for base, dirs, files in os.walk("/"):
+        if base.startswith(("/proc", "/sys")):
+            dirs[:] = []
+            continue
+        packages.update(d for d in dirs if d in ("jinja2", "pytest", "hypothesis", "grader",
+                                                  "nbformat", "pip", "setuptools"))
+    return str((sorted(p for p, there in seen.items() if there), sorted(packages),
+                sys.executable, os.path.exists(sys.executable)))
+'''
+
+
+def test_only_the_needed_parts_of_usr_and_only_allowed_packages_are_there() -> None:
+    _need_namespaces()
+    with Sandbox("namespaces") as box:
+        out = box.run(Job((CellSource(0, "look", LOOK),), (Call("l", "look"),), LIMITS))
+    visible, packages, python, python_there = eval(out.calls["l"].value)  # our own test's repr
+    # as root the start needs /usr/bin/setpriv and /usr/bin/unshare, and nothing else from /usr/bin
+    assert set(visible) <= ({"/usr/bin"} if os.geteuid() == 0 else set()), visible
+    if visible:
+        listing = run_in_box_listdir("/usr/bin")
+        assert set(listing) <= {"setpriv", "unshare", os.path.basename(os.path.realpath(sys.executable))}
+    assert packages == [] and python_there
+
+
+def run_in_box_listdir(path: str) -> list[str]:
+    with Sandbox("namespaces") as box:
+        out = box.run(Job((CellSource(0, "ls", f"import os\ndef ls(): return str(os.listdir({path!r}))"),),
+                          (Call("l", "ls"),), LIMITS))
+    return eval(out.calls["l"].value)
