@@ -485,3 +485,21 @@ def run_in_box_listdir(path: str) -> list[str]:
         out = box.run(Job((CellSource(0, "ls", f"import os\ndef ls(): return str(os.listdir({path!r}))"),),
                           (Call("l", "ls"),), LIMITS))
     return eval(out.calls["l"].value)
+
+
+def test_the_sandbox_tests_pass_as_an_unprivileged_user() -> None:
+    """Run as root (as on CI), the sandbox tests run once more as uid 65534: the user path too."""
+    if os.geteuid() != 0:
+        pytest.skip("already running as an unprivileged user: this run is that path")
+    _need_namespaces()
+    argv = as_nobody([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                      str(ROOT / "tests" / "test_sandbox.py"),
+                      f"{ROOT / 'tests' / 'test_sandbox_isolation.py'}::"
+                      "test_kill_9_of_the_grading_process_leaves_no_orphans"],
+                     tempfile.mkdtemp(prefix="grader-stage-"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    if os.environ.get("CI"):
+        env["CI"] = os.environ["CI"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd="/", env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
