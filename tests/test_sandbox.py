@@ -6,7 +6,6 @@ Namespace tests skip when bubblewrap is unusable here, except under CI, where th
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 from collections.abc import Iterator
 
@@ -363,8 +362,10 @@ def _processes() -> dict[int, tuple[int, int, str]]:
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            status = open(f"/proc/{pid}/status").read()
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/status") as fh:
+                status = fh.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)

@@ -203,13 +203,13 @@ def as_nobody(argv: list[str], stage: str) -> list[str]:
 
 
 def run_unprivileged(code: str, timeout: float = 600) -> dict:
-    if os.geteuid() != 0:
-        argv = [sys.executable, "-c", code]
-    else:
-        argv = as_nobody([sys.executable, "-c", code], tempfile.mkdtemp(prefix="grader-stage-"))
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
-                          env=env)
+    with tempfile.TemporaryDirectory(prefix="grader-stage-") as stage:
+        argv = [sys.executable, "-c", code]
+        if os.geteuid() == 0:
+            argv = as_nobody(argv, stage)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
+                              env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -306,7 +306,7 @@ def test_seccomp_program_shape() -> None:
     base = seccomp.base_program()
     assert len(base) < len(prog)
     # the first instructions check the architecture, the last one allows
-    code, _jt, _jf, k = __import__("struct").unpack("=HBBI", prog[8:16])
+    _code, _jt, _jf, k = __import__("struct").unpack("=HBBI", prog[8:16])
     assert k == seccomp.AUDIT_ARCH_X86_64
     assert prog[-8:] == __import__("struct").pack("=HBBI", 0x06, 0, 0, seccomp.RET_ALLOW)
 
@@ -427,7 +427,8 @@ def test_the_slot_cgroup_bounds_the_whole_submission_together() -> None:
         assert group.memory_limit() == (512 + 16 + 256) << 20
         assert group.peak_memory() <= group.memory_limit()
         cpu = os.path.join(group.dirs["cpu"], "cpu.max" if kind == "v2" else "cpu.cfs_quota_us")
-        assert open(cpu).read().split()[0] == "100000"  # one CPU per slot at most
+        with open(cpu) as fh:
+            assert fh.read().split()[0] == "100000"  # one CPU per slot at most
         after = box.run(Job((CellSource(0, "ok", "def f(): return 1"),), (Call("f", "f"),), lim))
     assert out.calls["one"].value == 1  # alone, a 300 MB process is fine
     assert out.calls["four"].status != "ok" or out.calls["four"].value < 4, out.calls["four"]
@@ -471,7 +472,7 @@ def test_only_the_needed_parts_of_usr_and_only_allowed_packages_are_there() -> N
     _need_namespaces()
     with Sandbox("namespaces") as box:
         out = box.run(Job((CellSource(0, "look", LOOK),), (Call("l", "look"),), LIMITS))
-    visible, packages, python, python_there = eval(out.calls["l"].value)  # our own test's repr
+    visible, packages, _python, python_there = eval(out.calls["l"].value)  # our own test's repr
     # as root the start needs /usr/bin/setpriv and /usr/bin/unshare, and nothing else from /usr/bin
     assert set(visible) <= ({"/usr/bin"} if os.geteuid() == 0 else set()), visible
     if visible:
@@ -492,14 +493,15 @@ def test_the_sandbox_tests_pass_as_an_unprivileged_user() -> None:
     if os.geteuid() != 0:
         pytest.skip("already running as an unprivileged user: this run is that path")
     _need_namespaces()
-    argv = as_nobody([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                      str(ROOT / "tests" / "test_sandbox.py"),
-                      f"{ROOT / 'tests' / 'test_sandbox_isolation.py'}::"
-                      "test_kill_9_of_the_grading_process_leaves_no_orphans"],
-                     tempfile.mkdtemp(prefix="grader-stage-"))
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
     if os.environ.get("CI"):
         env["CI"] = os.environ["CI"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd="/", env=env)
+    with tempfile.TemporaryDirectory(prefix="grader-stage-") as stage:
+        argv = as_nobody([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_sandbox.py"),
+                          (f"{ROOT / 'tests' / 'test_sandbox_isolation.py'}::"
+                           "test_kill_9_of_the_grading_process_leaves_no_orphans")], stage)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd="/", env=env,
+                              check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]

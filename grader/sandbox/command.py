@@ -108,10 +108,11 @@ def bwrap_features() -> frozenset[str]:
     return _known_features() - frozenset(_refused)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _known_features() -> frozenset[str]:
     try:
-        text = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10).stdout
+        text = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10,
+                              check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return frozenset()
     return frozenset(opt for opt in ("--disable-userns", "--size", "--remount-ro", "--seccomp")
@@ -236,7 +237,7 @@ def _probe_once() -> str:
         fd = seccomp_memfd()
         argv = bwrap_argv([python, "-I", "-S", "/sandbox/lib/worker.py", "--selftest",
                            "--site", "/sandbox/site"], ("numpy",), fd)
-        done = subprocess.run(argv, env=minimal_env(), capture_output=True, timeout=30,
+        done = subprocess.run(argv, env=minimal_env(), capture_output=True, timeout=30, check=False,
                               stdin=subprocess.DEVNULL, pass_fds=[] if fd is None else [fd])
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
         return f"bwrap could not be started ({exc})"
