@@ -267,12 +267,12 @@ def semester_csv(overview: Overview) -> str:
     header = ["student"]
     for sheet in overview.sheets:
         header += [f"{sheet.id} id", f"{sheet.id} points", f"{sheet.id} bonus"]
-    writer.writerow(header + ["sheets with bonus", "course bonus", "reason"])
+    writer.writerow(header + ["points", "sheets with bonus", "course bonus", "reason"])
     for row in overview.rows:
         values = [_csv_safe(row.name)]
         for cell in row.cells:
             values += [_csv_safe(cell.student), f"{cell.score:g}" if cell.state == "graded" else "", cell.bonus_word]
-        writer.writerow(values + [row.bonus_sheets, STATUS_TEXT[row.status], row.reason])
+        writer.writerow(values + [f"{row.points:g}", row.bonus_sheets, STATUS_TEXT[row.status], row.reason])
     return out.getvalue()
 
 

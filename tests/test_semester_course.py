@@ -278,3 +278,12 @@ def test_the_overview_in_the_browser_runs_nothing_and_links_to_the_reports(semes
     finally:
         page.close()
     assert problems == []
+
+
+def test_the_repository_course_runs_before_anything_is_graded(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["semester", "--out", str(tmp_path)]) == ExitCode.OK
+    assert "0 students, 0 of 1 sheets graded" in capsys.readouterr().out
+    page = (tmp_path / "index.html").read_text()
+    assert "Multilingual NLP, summer 2024" in page and "not graded yet" in page
+    assert (tmp_path / "semester.csv").read_text().startswith("student,ex01 id,ex01 points,ex01 bonus,points,")
