@@ -105,6 +105,7 @@ def validate(folder: Path | str, *, full: bool = True, isolation: str = "auto") 
     cases = _check_cases(assignment, seeds, report)
     if cases is not None:
         _check_variants(assignment, cases, report)
+    _check_written(assignment, report)
     template_ok = _check_template(assignment, cases or [], report)
     if full and template_ok and report.ok:
         _check_solved_template(assignment, report, isolation)
@@ -365,6 +366,19 @@ def _same(output: Any, other: Any, expected: Any, tolerance) -> bool:
         return False
     with np.errstate(all="ignore"):
         return bool(np.allclose(other, output, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True))
+
+
+def _check_written(assignment: Assignment, report: Validation) -> None:
+    """With ``written = "auto"``, each written question needs enough rubric concepts to be accepted at all."""
+    if assignment.bonus.written != "auto":
+        return
+    definition = _shown(assignment.path / "assignment.toml")
+    for question in assignment.questions:
+        if question.kind == "written" and len(question.rubric) < assignment.bonus.auto_min_concepts:
+            report.error(f"{definition}, question {question.id}",
+                         f"with written = \"auto\" an answer must name {assignment.bonus.auto_min_concepts} rubric "
+                         f"concept(s), but the question has {len(question.rubric)}: no answer can ever be accepted; "
+                         "add [[questions.rubric]] entries")
 
 
 # --------------------------------------------------------------------------- 5. the template
