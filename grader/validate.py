@@ -11,7 +11,8 @@ question, case or variant at fault, never a traceback in the middle of grading. 
 4. every variant runs, and differs from the reference by more than the question's tolerance on at
    least one case without an earlier variant giving the same output there (else its hint or note
    can never appear: an error for a mistake, a warning for an alternative);
-5. the generated template defines every student function, and each stub raises NotImplementedError;
+5. with ``written = "auto"``, every written question has enough rubric concepts to be accepted; the
+   generated template defines every student function, and each stub raises NotImplementedError;
 6. (full run only) the template with the reference bodies pasted in passes every public case, run
    through the real sandbox exactly as a student's notebook would be.
 
