@@ -84,6 +84,7 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
         isolation=outcome.isolation, error=None, questions=questions, bonus=BonusDecision(None, ""),
         cells=_cell_results(submission, outcome, packages), mode=mode, content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
+        isolation_detail=outcome.isolation_detail,
     )
     return finalise(result, assignment)
 

@@ -180,6 +180,7 @@ class SubmissionResult:
     graded_at: str = ""  # ISO 8601, UTC
     duration: float = 0.0  # seconds of wall time
     participant_id: str = ""  # Moodle's participant id ("Participant <id>" in its worksheet), when known
+    isolation_detail: str = ""  # what that isolation level held on the grading machine (README)
 
     def to_dict(self) -> dict:
         return plain(self)

@@ -6,6 +6,8 @@
     sheets = ["ex01", "ex02", "ex03"]
     [bonus]
     min_sheets = 2        # the exam bonus needs at least this many sheets with their bonus
+    [reports]             # optional: where a sheet was graded, when not in <--out>/<sheet>/
+    ex01 = "/srv/grading/ex01"
 
 ``grader semester --out reports/`` reads each sheet's gradebook (``reports/<sheet>/gradebook.sqlite``,
 where ``grader grade`` keeps it) with the decisions of its reviews applied, so reviewing a sheet
@@ -45,6 +47,11 @@ class Course:
     min_sheets: int  # sheets with their bonus the course's bonus needs
     path: Path  # course.toml
     reference: Path  # the folder holding the sheets' assignment folders
+    folders: dict = field(default_factory=dict)  # sheet -> its reports folder, where not <reports>/<sheet>/
+
+    def folder(self, sheet_id: str, reports: Path) -> Path:
+        """Where a sheet was graded: ``[reports]`` in course.toml, else ``<reports>/<sheet>/``."""
+        return Path(self.folders[sheet_id]) if sheet_id in self.folders else Path(reports) / sheet_id
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Row:
 @dataclass
 class Overview:
     course: Course
+    reports: Path
     sheets: list[Sheet]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)  # e.g. names that could not be matched
@@ -123,6 +131,9 @@ def load_course(path: Path | str) -> Course:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise AssignmentError(f"not valid TOML: {error}", path=path) from None
+    unknown = sorted(set(raw) - {"title", "sheets", "bonus", "reports"})
+    if unknown:
+        raise AssignmentError("unknown key; known: title, sheets, bonus, reports", path=path, field=unknown[0])
     title = raw.get("title")
     if not isinstance(title, str) or not title.strip():
         raise AssignmentError("is required: the course's title", path=path, field="title")
@@ -144,7 +155,14 @@ def load_course(path: Path | str) -> Course:
     reference = path.parent
     for sheet in sheets:
         resolve_assignment(sheet, reference)  # a misspelt sheet is an error now, not an empty column
-    return Course(title.strip(), tuple(sheets), min_sheets, path, reference)
+    folders = raw.get("reports", {})
+    if not isinstance(folders, dict) or not all(isinstance(v, str) and v for v in folders.values()):
+        raise AssignmentError('expected a table of sheet = "folder", e.g. ex01 = "/srv/grading/ex01"', path=path,
+                              field="reports")
+    stray = sorted(set(folders) - set(sheets))
+    if stray:
+        raise AssignmentError(f"{stray[0]!r} is not one of the sheets", path=path, field=f"reports.{stray[0]}")
+    return Course(title.strip(), tuple(sheets), min_sheets, path, reference, dict(folders))
 
 
 # --------------------------------------------------------------------------- reading the sheets
@@ -156,7 +174,7 @@ def read_sheet(course: Course, sheet_id: str, reports: Path) -> Sheet:
     from .store import Gradebook
 
     folder = resolve_assignment(sheet_id, course.reference)
-    gradebook = reports / sheet_id / GRADEBOOK_FILE
+    gradebook = course.folder(sheet_id, reports) / GRADEBOOK_FILE
     title = _title(folder) or sheet_id
     if not gradebook.is_file():
         return Sheet(sheet_id, title, graded=False)
@@ -202,6 +220,7 @@ def build_overview(course: Course, reports: Path) -> Overview:
     from .report import safe_filename
 
     sheets = [read_sheet(course, sheet_id, Path(reports)) for sheet_id in course.sheets]
+    links = {sheet_id: _relative(course.folder(sheet_id, reports), Path(reports)) for sheet_id in course.sheets}
     people: dict[str, dict[int, SubmissionResult]] = {}
     names: dict[str, str] = {}
     notes = []
@@ -232,10 +251,17 @@ def build_overview(course: Course, reports: Path) -> Overview:
                 cells.append(Cell("absent"))
             else:
                 cells.append(Cell("graded", result.student, result.score, result.max_score, result.bonus.awarded,
-                                  f"{sheet.id}/{safe_filename(result.student)}.html"))
+                                  f"{links[sheet.id]}/{safe_filename(result.student)}.html"))
         status, reason = course_decision(course, sheets, cells)
         rows.append(Row(names[key], tuple(cells), status, reason))
-    return Overview(course, sheets, rows, notes)
+    return Overview(course, Path(reports), sheets, rows, notes)
+
+
+def _relative(folder: Path, reports: Path) -> str:
+    """A sheet's folder as a link from the overview in ``reports``."""
+    import os
+
+    return Path(os.path.relpath(Path(folder).resolve(), Path(reports).resolve())).as_posix()
 
 
 def course_decision(course: Course, sheets: list[Sheet], cells: list[Cell]) -> tuple[str, str]:
@@ -267,12 +293,12 @@ def semester_csv(overview: Overview) -> str:
     header = ["student"]
     for sheet in overview.sheets:
         header += [f"{sheet.id} id", f"{sheet.id} points", f"{sheet.id} bonus"]
-    writer.writerow(header + ["sheets with bonus", "course bonus", "reason"])
+    writer.writerow(header + ["points", "sheets with bonus", "course bonus", "reason"])
     for row in overview.rows:
         values = [_csv_safe(row.name)]
         for cell in row.cells:
             values += [_csv_safe(cell.student), f"{cell.score:g}" if cell.state == "graded" else "", cell.bonus_word]
-        writer.writerow(values + [row.bonus_sheets, STATUS_TEXT[row.status], row.reason])
+        writer.writerow(values + [f"{row.points:g}", row.bonus_sheets, STATUS_TEXT[row.status], row.reason])
     return out.getvalue()
 
 
@@ -288,7 +314,9 @@ def render_semester(overview: Overview) -> str:
     stats = []
     for index, sheet in enumerate(sheets):
         cells = [r.cells[index] for r in overview.rows]
-        stats.append({"sheet": sheet, "submitted": sum(1 for c in cells if c.state == "graded"),
+        stats.append({"sheet": sheet, "link": _relative(overview.course.folder(sheet.id, overview.reports),
+                                                        overview.reports) + "/index.html",
+                      "submitted": sum(1 for c in cells if c.state == "graded"),
                       "bonus": sum(1 for c in cells if c.bonus is True),
                       "pending": sum(1 for c in cells if c.state == "graded" and c.bonus is None)})
     return _env().get_template("semester.html.j2").render(

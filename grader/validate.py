@@ -11,7 +11,8 @@ question, case or variant at fault, never a traceback in the middle of grading. 
 4. every variant runs, and differs from the reference by more than the question's tolerance on at
    least one case without an earlier variant giving the same output there (else its hint or note
    can never appear: an error for a mistake, a warning for an alternative);
-5. the generated template defines every student function, and each stub raises NotImplementedError;
+5. with ``written = "auto"``, every written question has enough rubric concepts to be accepted; the
+   generated template defines every student function, and each stub raises NotImplementedError;
 6. (full run only) the template with the reference bodies pasted in passes every public case, run
    through the real sandbox exactly as a student's notebook would be.
 
@@ -105,6 +106,7 @@ def validate(folder: Path | str, *, full: bool = True, isolation: str = "auto") 
     cases = _check_cases(assignment, seeds, report)
     if cases is not None:
         _check_variants(assignment, cases, report)
+    _check_written(assignment, report)
     template_ok = _check_template(assignment, cases or [], report)
     if full and template_ok and report.ok:
         _check_solved_template(assignment, report, isolation)
@@ -365,6 +367,19 @@ def _same(output: Any, other: Any, expected: Any, tolerance) -> bool:
         return False
     with np.errstate(all="ignore"):
         return bool(np.allclose(other, output, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True))
+
+
+def _check_written(assignment: Assignment, report: Validation) -> None:
+    """With ``written = "auto"``, each written question needs enough rubric concepts to be accepted at all."""
+    if assignment.bonus.written != "auto":
+        return
+    definition = _shown(assignment.path / "assignment.toml")
+    for question in assignment.questions:
+        if question.kind == "written" and len(question.rubric) < assignment.bonus.auto_min_concepts:
+            report.error(f"{definition}, question {question.id}",
+                         f"with written = \"auto\" an answer must name {assignment.bonus.auto_min_concepts} rubric "
+                         f"concept(s), but the question has {len(question.rubric)}: no answer can ever be accepted; "
+                         "add [[questions.rubric]] entries")
 
 
 # --------------------------------------------------------------------------- 5. the template

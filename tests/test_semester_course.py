@@ -22,6 +22,7 @@ from grader.assignment import load_assignment
 from grader.cli import ExitCode, main
 from grader.course import rerender
 from grader.course.moodle import student_id
+from grader.errors import AssignmentError
 from grader.results import BonusDecision, QuestionResult, Status, SubmissionResult
 from grader.sandbox import available_isolation
 from grader.score import finalise
@@ -278,3 +279,30 @@ def test_the_overview_in_the_browser_runs_nothing_and_links_to_the_reports(semes
     finally:
         page.close()
     assert problems == []
+
+
+def test_the_repository_course_runs_before_anything_is_graded(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["semester", "--out", str(tmp_path)]) == ExitCode.OK
+    assert "0 students, 0 of 1 sheets graded" in capsys.readouterr().out
+    page = (tmp_path / "index.html").read_text()
+    assert "Multilingual NLP, summer 2024" in page and "not graded yet" in page
+    assert (tmp_path / "semester.csv").read_text().startswith("student,ex01 id,ex01 points,ex01 bonus,points,")
+
+
+def test_a_sheet_graded_elsewhere_is_found_through_the_course_definition(tmp_path):
+    reference = tmp_path / "reference"
+    assert main(["new", "s1", "--reference", str(reference)]) == ExitCode.OK
+    elsewhere = tmp_path / "grading" / "first-sheet"
+    (reference / "course.toml").write_text(f'title = "T"\nsheets = ["s1"]\n[reports]\ns1 = "{elsewhere}"\n')
+    assignment = load_assignment(reference / "s1")
+    elsewhere.mkdir(parents=True)
+    with Gradebook(elsewhere / "gradebook.sqlite") as gradebook:
+        run = gradebook.start_run("s1", assignment.version, "grade")
+        gradebook.record(run, SubmissionResult(student="max", file="max.ipynb", assignment="s1", isolation="namespaces",
+                                               error=None, questions={}, bonus=BonusDecision(None, "")))
+    overview = build_overview(load_course(reference / "course.toml"), tmp_path / "reports")
+    assert [row.cells[0].link for row in overview.rows] == ["../grading/first-sheet/max.html"]
+    (reference / "course.toml").write_text('title = "T"\nsheets = ["s1"]\nmin_sheet = 1\n')
+    with pytest.raises(AssignmentError, match="field 'min_sheet': unknown key"):
+        load_course(reference / "course.toml")

@@ -175,3 +175,11 @@ def test_new_validate_release_grade_on_a_fresh_assignment(course, capsys, namesp
     assert "Your columns have length 1" in by_student["ben"]["questions"]["2.1"]["feedback"]
     assert by_student["cleo"]["questions"]["2.1"]["status"] == "missing"  # not attempted yet (issue 10)
     assert "NotImplementedError" in by_student["cleo"]["questions"]["2.1"]["feedback"]
+
+
+def test_auto_accepted_written_answers_need_rubric_concepts(course):
+    definition = course / "reference" / "ex02" / "assignment.toml"
+    edit(definition, 'written = "review"', 'written = "auto"\nauto_min_concepts = 3')
+    report = validate(course / "reference" / "ex02", full=False)
+    assert len(report.errors) == 1 and "question 1.1" in report.errors[0].where
+    assert "must name 3 rubric concept(s), but the question has 2" in report.errors[0].message
