@@ -764,3 +764,33 @@ def test_a_comment_alone_leaves_the_answer_undecided(review, course):
     final = apply_decisions(result, course.assignment, decisions).questions["2.1"]
     assert final.status.value == "pending" and final.score == 0 and "Comment: hm" in final.feedback
     assert "Reviewed" not in final.feedback and not final.manual
+
+
+def test_import_scores_prints_what_it_replaced_and_what_it_kept(tmp_path, capsys):
+    """The command line says which decisions an import replaced (newest wins) and which rows it left out."""
+    from conftest import skip_or_fail
+
+    from grader.cli import ExitCode, main
+    from grader.sandbox import available_isolation
+
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+    root = Path(__file__).resolve().parents[1]
+    folder, out = tmp_path / "course", tmp_path / "out"
+    folder.mkdir()
+    (folder / "alice.ipynb").write_bytes((root / "submissions" / "alice.ipynb").read_bytes())
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    with Gradebook(out / "gradebook.sqlite") as book:
+        book.set_decision("ex01", "alice", ManualDecision("2.1", True, None, "clear", "ms"), source="review")
+        book.set_decision("ex01", "alice", ManualDecision("2.2", True, None, None, "ms"), source="review")
+    sheet = tmp_path / "scores.csv"
+    sheet.write_text("student;question;accepted;comment;decided_at\nalice;2.1;no;too vague;\n"
+                     "alice;2.2;no;from last year;2020-01-01\n")
+    capsys.readouterr()
+    assert main(["import-scores", str(sheet), "--out", str(out)]) == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert "alice 2.1: replaced the decision by ms" in printed and "comment='clear'" in printed
+    assert "line 3: 2.2 kept the newer decision by ms" in printed
+    assert "imported 1 decisions (1 replaced an earlier one, 1 older than the gradebook's not imported)" in printed
+    report = (out / "alice.html").read_text()
+    assert "too vague" in report and "from last year" not in report
