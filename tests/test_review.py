@@ -699,6 +699,8 @@ def test_notebook_view_runs_nothing_and_is_linked_from_card_and_report(review, p
     notebook.wait_for_load_state("load")
     _assert_inert_notebook(notebook, problems)
 
+    page.goto((reports / f"{safe_filename(student)}.html").as_uri())  # the file itself: no dead link for students
+    assert page.get_by_role("link", name="the notebook as handed in").count() == 0
     page.goto(server.url + f"reports/{safe_filename(student)}.html")  # the student's report, through the app
     page.get_by_role("link", name="the notebook as handed in").click()
     page.wait_for_load_state("load")
