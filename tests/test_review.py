@@ -796,3 +796,28 @@ def test_import_scores_prints_what_it_replaced_and_what_it_kept(tmp_path, capsys
     assert "imported 1 decisions (1 replaced an earlier one, 1 older than the gradebook's not imported)" in printed
     report = (out / "alice.html").read_text()
     assert "too vague" in report and "from last year" not in report
+
+
+def test_the_gradebook_keeps_handed_in_notebooks(tmp_path, course):
+    """A notebook file, the notebook chosen from a folder or a zip; never a module; once per content."""
+    import zipfile
+
+    data = fx.handed_in_notebook(course, course.markdown_student)
+    (tmp_path / "alone.ipynb").write_bytes(data)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "work.ipynb").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "packed.zip", "w") as archive:
+        archive.writestr("sub/ex01.ipynb", data)
+    (tmp_path / "module.py").write_text("def softmax(x):\n    return x\n")
+    with Gradebook(tmp_path / "gb.sqlite") as book:
+        assert book.keep_handed_in("h1", tmp_path / "alone.ipynb")
+        assert book.keep_handed_in("h2", tmp_path / "folder")
+        assert book.keep_handed_in("h3", tmp_path / "packed.zip")
+        assert not book.keep_handed_in("h4", tmp_path / "module.py")
+        assert not book.keep_handed_in("h5", tmp_path / "missing.ipynb")
+        assert not book.keep_handed_in(None, tmp_path / "alone.ipynb")
+        assert book.handed_in("h1") == ("alone.ipynb", data)
+        assert book.handed_in("h3") == ("ex01.ipynb", data)
+        assert book.handed_in("h4") is None
+        (tmp_path / "alone.ipynb").unlink()  # kept once: the upload may be gone later
+        assert book.keep_handed_in("h1", tmp_path / "alone.ipynb") and book.handed_in("h1")[1] == data
