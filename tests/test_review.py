@@ -821,3 +821,36 @@ def test_the_gradebook_keeps_handed_in_notebooks(tmp_path, course):
         assert book.handed_in("h4") is None
         (tmp_path / "alone.ipynb").unlink()  # kept once: the upload may be gone later
         assert book.keep_handed_in("h1", tmp_path / "alone.ipynb") and book.handed_in("h1")[1] == data
+
+
+def test_a_moodle_download_keeps_its_notebooks_for_the_review(tmp_path):
+    """Moodle submissions are extracted to a scratch folder that is gone after grading: the notebook
+    view still has them, from the gradebook."""
+    import zipfile
+
+    from conftest import skip_or_fail
+
+    from grader.assignment import load_assignment
+    from grader.course import grade_course, start_review
+    from grader.sandbox import available_isolation
+
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+    root = Path(__file__).resolve().parents[1]
+    archive, out = tmp_path / "moodle.zip", tmp_path / "out"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(root / "submissions" / "alice.ipynb", "Alice Example_1001_assignsubmission_file_/ex01.ipynb")
+        z.write(root / "submissions" / "bob.py", "Bob Beispiel_1002_assignsubmission_file_/solution.py")
+    assignment = load_assignment(root / "reference" / "ex01")
+    run = grade_course([archive], assignment, out)
+    students = {r.student: r for r in run.results}
+    alice = next(s for s in students if students[s].file.endswith(".ipynb"))
+    bob = next(s for s in students if s != alice)
+    server = start_review(assignment, out, port=0).start()
+    try:
+        status, page = _request(server, "GET", f"/notebook/{alice}")
+        assert status == 200 and "Answer 2.1" in page and "ex01.ipynb" in page
+        status, page = _request(server, "GET", f"/notebook/{bob}")
+        assert status == 404 and "Python module" in page
+    finally:
+        server.shutdown()
