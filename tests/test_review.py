@@ -698,6 +698,13 @@ def test_notebook_view_runs_nothing_and_is_linked_from_card_and_report(review, p
     notebook.on("pageerror", lambda error: problems.append(str(error)))
     notebook.wait_for_load_state("load")
     _assert_inert_notebook(notebook, problems)
+    notebook.close()
+    card.locator(".answer").click()  # focus the card, then v opens its notebook too
+    with page.context.expect_page() as opened:
+        page.keyboard.press("v")
+    opened.value.wait_for_load_state("load")
+    assert opened.value.url.endswith(server.app.notebook_url(student))
+    opened.value.close()
 
     page.goto((reports / f"{safe_filename(student)}.html").as_uri())  # the file itself: no dead link for students
     assert page.get_by_role("link", name="the notebook as handed in").count() == 0
