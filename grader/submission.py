@@ -285,12 +285,12 @@ def transform_cell(index: int, label: str, source: str) -> CodeCell:
             return CodeCell(index, label, "", (note,))
         lines = ["pass"] + lines[1:]
     notes: list[str] = []
-    out = []
+    out: list[str] = []
     for line in lines:
-        replaced, note = _transform_line(line)
+        replaced, said = _transform_line(line)
         out.append(replaced)
-        if note:
-            notes.append(note)
+        if said:
+            notes.append(said)
     return CodeCell(index, label, "\n".join(out) + ("\n" if source.endswith("\n") else ""), tuple(notes))
 
 
@@ -368,7 +368,8 @@ class _Imports:
 
     def rewrite(self, source: str, body: list[ast.stmt]) -> tuple[str, list[str]]:
         """``source`` with its top-level imports of missing packages replaced, line numbers kept."""
-        edits, notes = [], []
+        edits: list[tuple[ast.stmt, str]] = []
+        notes: list[str] = []
         for stmt in body:
             if isinstance(stmt, ast.Import):
                 dropped = [a for a in stmt.names if self.missing(a.name)]
@@ -389,7 +390,7 @@ class _Imports:
                     self.reported.add(package)
                     notes.append(f"{self.sentence(package)}: the import of {package} on line {stmt.lineno} was "
                                  "skipped and the code after it ran.")
-            edits.append((stmt, "\n" * (stmt.end_lineno - stmt.lineno) + replacement))
+            edits.append((stmt, "\n" * ((stmt.end_lineno or stmt.lineno) - stmt.lineno) + replacement))
         return _splice(source, edits), notes
 
 
@@ -406,7 +407,8 @@ def _splice(source: str, edits: list[tuple[ast.stmt, str]]) -> str:
         return starts[row - 1] + len(lines[row - 1].encode("utf-8")[:col].decode("utf-8", "ignore"))
 
     for stmt, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
-        begin, end = offset(stmt.lineno, stmt.col_offset), offset(stmt.end_lineno, stmt.end_col_offset)
+        begin = offset(stmt.lineno, stmt.col_offset)
+        end = offset(stmt.end_lineno or stmt.lineno, stmt.end_col_offset or stmt.col_offset)
         source = source[:begin] + text + source[end:]
     return source
 
@@ -467,7 +469,7 @@ def module_cells(source: str, label: str, imports: _Imports | None = None, tree:
             text, found = imports.rewrite(text, piece.body)
             notes += found
             lines[begin - 1:end] = text.splitlines(keepends=True)[begin - 1:]
-        chunks += [_Chunk(_first_line(s), s.end_lineno, inert(s)) for s in piece.body]
+        chunks += [_Chunk(_first_line(s), s.end_lineno or s.lineno, inert(s)) for s in piece.body]
     cells: list[CodeCell] = []
     for begin, end in _group(chunks):
         body = "".join(lines[begin - 1:end])
@@ -606,7 +608,8 @@ _GET_IPYTHON = re.compile(r"^(?P<indent>[ \t]*)(?:(?P<target>[\w.]+(?:[ \t]*,[ \
 
 def _rewrite_get_ipython(source: str) -> tuple[str, list[str]]:
     """nbconvert's ``get_ipython().run_line_magic(…)``/``.system(…)`` lines, as the IPython syntax they were."""
-    out, notes = [], []
+    out: list[str] = []
+    notes: list[str] = []
     for line in source.splitlines():
         match = _GET_IPYTHON.match(line)
         if not match:
@@ -651,7 +654,8 @@ def _neutralise_ipython(source: str) -> tuple[str, list[str]]:
     Python as in a notebook; lines inside multi-line strings are left alone; line numbers are kept."""
     lines = source.splitlines()
     in_string = _string_rows(source)
-    out, notes = list(lines), []
+    out = list(lines)
+    notes: list[str] = []
     start = 0
     bounds = [i for i, line in enumerate(lines) if _MARKER.match(line)] + [len(lines)]
     for end in bounds:
