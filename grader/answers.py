@@ -484,7 +484,7 @@ def _comment_blocks(source: str) -> list[str]:
         tokens = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1) if line.lstrip().startswith("#")]
     for row, text in tokens:
         line = re.sub(r"^#+ ?", "", text).rstrip()
-        if text.startswith("# %%") or text.startswith("# In["):
+        if text.startswith(("# %%", "# In[")):
             last_row = -2
             continue
         if row == last_row + 1 and blocks:

@@ -31,8 +31,14 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .answers import (ANSWER_PLACEHOLDER, answer_variable, cell_source, looks_like_answer, module_answers,
-                      notebook_answers)
+from .answers import (  # noqa: F401 - re-exported (release, tests)
+    ANSWER_PLACEHOLDER,
+    answer_variable,
+    cell_source,
+    looks_like_answer,
+    module_answers,
+    notebook_answers,
+)
 from .errors import SubmissionError
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
@@ -211,9 +217,9 @@ def _notebook_submission(student: str, path: Path, data: bytes, content_hash: st
         if cell["cell_type"] == "code" and looks_like_answer(cell, question_ids) and _parse(source) is None:
             # an answer cell turned into a code cell by accident: read as the answer, not run as code
             all_cells[index] = {**cell, "cell_type": "markdown"}
-            cells.append(CodeCell(index, f"cell {index + 1}", "", (
-                "not run: this cell holds a written answer, not code (a markdown cell turned into a code cell "
-                "by accident?); it was read as the answer",)))
+            note = ("not run: this cell holds a written answer, not code (a markdown cell turned into a code cell "
+                    "by accident?); it was read as the answer")
+            cells.append(CodeCell(index, f"cell {index + 1}", "", (note,)))
             prose.append((index, source))
         elif cell["cell_type"] == "code":
             code.append(source)
