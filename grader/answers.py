@@ -212,7 +212,7 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
             continue
         tag = _tag_question(cell, ids)
         where = f"cell {position + 1}" + (" (a raw cell)" if kind == "raw" else "")
-        segments = _segments(source, ids, region)
+        segments = _segments(source, ids)
         if not segments:  # a cell without any marker line
             starts_with_heading = source.lstrip().startswith("#")
             if tag is not None:
@@ -236,13 +236,13 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
                                                   f"cell of {region}; check that it answers {region}.")
         answered = [m for m, _ in marked if m.kind == "answer"]
         follow = None
-        for number, (marker, text) in enumerate(marked):
+        for marker, text in marked:
             if marker.kind == "section":
                 region = follow = None
                 if text.strip() and tag is not None:
                     found.place(tag, text)
                 continue
-            if marker.kind == "prompt":
+            if marker.kind == "prompt" and tag is None:  # the question's own heading; in a tagged cell, its answer's
                 region, follow = marker.question, None
                 continue
             question = marker.question or region or tag
@@ -257,7 +257,7 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
     return found.result()
 
 
-def _segments(source: str, ids: _Ids, region: str | None) -> tuple[str, list[tuple[_Marker, str]]] | None:
+def _segments(source: str, ids: _Ids) -> tuple[str, list[tuple[_Marker, str]]] | None:
     """(text before the first marker, [(marker, text under it)]) or None when there is no marker."""
     lines = source.splitlines()
     preamble: list[str] = []
