@@ -138,6 +138,8 @@ def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any,
     name = _NAME_ERROR.search(what)
     if name and name.group("name") in skipped:
         what += f"; its import was skipped: {skipped[name.group('name')]} is not available while grading"
+    if error.type == "NotRun":
+        return f"`{function}` is defined {where}, but that code was never run: {error.message}."
     if outcome.status == "timeout":
         return (f"`{function}` is defined {where}, but the code before it did not finish within its time limit "
                 f"and was stopped, so the definition never ran ({error.message or 'timeout'}).")
