@@ -196,8 +196,14 @@ class _Collector:
         return found
 
 
-def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> dict[str, FoundAnswer]:
-    """Answers from a notebook's markdown and raw cells (see the module's docstring for the rules)."""
+def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = (),
+                     prompts: dict[str, str] | None = None) -> dict[str, FoundAnswer]:
+    """Answers from a notebook's markdown and raw cells (see the module's docstring for the rules).
+
+    ``prompts`` (question id → the question's text, as the template shows it under ``### <id> <title>``)
+    lets text a student typed into a question's own cell be told from the question: it becomes a
+    candidate for the reviewer. Without them, a question's cell is all question.
+    """
     ids = _ids(tuple(question_ids))
     found = _Collector()
     follow: str | None = None  # the answer that plain cells below continue
@@ -244,6 +250,11 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
                 continue
             if marker.kind == "prompt" and tag is None:  # the question's own heading; in a tagged cell, its answer's
                 region, follow = marker.question, None
+                extra = _beyond_prompt(text, (prompts or {}).get(marker.question or "")) if prompts else ""
+                if extra and marker.question:
+                    found.candidate(marker.question, extra, (
+                        f"Found in {where}, the cell of question {marker.question} itself, below the question's "
+                        f"text; check that it answers {marker.question}."))
                 continue
             question = marker.question or region or tag
             if question is None:
@@ -255,6 +266,21 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
             found.place(question, text, note)
             follow = region = question
     return found.result()
+
+
+def _beyond_prompt(text: str, prompt: str | None) -> str:
+    """The paragraphs of a question's cell that are not the question: neither its text nor the
+    template's italic line of facts (points, bonus, where to answer)."""
+    if prompt is None:
+        return ""
+    known = " ".join(prompt.lower().split())
+    kept = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        plain = " ".join(paragraph.lower().split())
+        if not plain or plain in known or (plain.startswith("*") and plain.endswith("*") and "point" in plain):
+            continue
+        kept.append(paragraph.strip())
+    return "\n\n".join(kept)
 
 
 def _segments(source: str, ids: _Ids) -> tuple[str, list[tuple[_Marker, str]]] | None:

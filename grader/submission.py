@@ -83,11 +83,12 @@ def student_id(path: Path) -> str:
 
 
 def load_submission(path: Path, question_ids: tuple[str, ...] = (), student: str | None = None,
-                    packages: tuple[str, ...] = ("numpy",)) -> Submission:
+                    packages: tuple[str, ...] = ("numpy",), prompts: dict[str, str] | None = None) -> Submission:
     """Read one submission (notebook, module, folder or zip holding one).
 
     ``packages`` are the ones the sandbox provides besides the standard library: top-level imports
-    of anything else are skipped with a note.
+    of anything else are skipped with a note. ``prompts`` (written question id → its text) let an
+    answer typed into the question's own cell be found.
     """
     path = Path(path)
     student = student or student_id(path)
@@ -95,7 +96,7 @@ def load_submission(path: Path, question_ids: tuple[str, ...] = (), student: str
     content_hash = hashlib.sha256(data).hexdigest()
     imports = Imports(packages)
     if name.lower().endswith(".ipynb"):
-        return _notebook_submission(student, path, data, content_hash, question_ids, imports)
+        return _notebook_submission(student, path, data, content_hash, question_ids, imports, prompts)
     if name.lower().endswith(".py"):
         return _module_submission(student, path, name, data, content_hash, question_ids, imports)
     raise SubmissionError(
@@ -187,7 +188,8 @@ def _decode_text(data: bytes, path: Path, what: str) -> str:
 
 
 def _notebook_submission(student: str, path: Path, data: bytes, content_hash: str,
-                         question_ids: tuple[str, ...], imports: Imports) -> Submission:
+                         question_ids: tuple[str, ...], imports: Imports,
+                         prompts: dict[str, str] | None = None) -> Submission:
     notebook = _parse_notebook(_decode_text(data, path, "notebook"), path)
     cells, code, prose = [], [], []
     all_cells = list(notebook["cells"])
@@ -205,7 +207,7 @@ def _notebook_submission(student: str, path: Path, data: bytes, content_hash: st
             cells.append(imports.in_cell(transform_cell(index, f"cell {index + 1}", source)))
         elif source.strip():
             prose.append((index, source))
-    found = notebook_answers(all_cells, question_ids)
+    found = notebook_answers(all_cells, question_ids, prompts)
     if _CODE_ANSWER.search("\n".join(code)):  # answers typed into code cells, as in a module
         for index, cell in enumerate(all_cells):
             if cell["cell_type"] != "code":
