@@ -46,7 +46,7 @@ protocol: Any = None  # imported by main() once --site is on the path: by the zy
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
 _PR_CAPBSET_DROP, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
-_CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MNT_DETACH = 2, 4, 8, 2
 _SYS_CAPSET, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING = 126, 250, 1
 _FRESH_MOUNTS = ("/tmp", "/dev/shm")  # the only writable places, a new tmpfs for every job
@@ -80,8 +80,9 @@ def _check(result: int, what: str) -> int:
 # host's) and has a mount namespace of its own: before each job it mounts a new, size-bounded tmpfs
 # on /tmp and /dev/shm (the rest of the root is read-only), and after the job, once every process
 # of it is dead, it detaches them, so what a submission wrote is discarded, never wiped file by
-# file. The job's child then takes a new IPC namespace (SysV shm, semaphores, message queues) and a
-# new session keyring, drops every capability and stacks the student seccomp filter on top of the
+# file. The job's child then takes a new IPC namespace (SysV shm, semaphores, message queues), a new
+# network namespace (abstract sockets, ports in TIME_WAIT: not even loopback is up) and a new session
+# keyring, drops every capability and stacks the student seccomp filter on top of the
 # one bubblewrap installed; only then does student code run.
 def _fresh_namespace() -> None:
     _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS) in the sandbox worker")
@@ -112,7 +113,7 @@ def _confine_child(mode: str) -> None:
     except OSError:
         pass
     if mode == "namespaces":
-        _check(_libc.unshare(_CLONE_NEWIPC), "unshare(CLONE_NEWIPC)")
+        _check(_libc.unshare(_CLONE_NEWIPC | _CLONE_NEWNET), "unshare(CLONE_NEWIPC|CLONE_NEWNET)")
         _check(_libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None),
                "a new session keyring")
         for cap in range(_LAST_CAP[0] + 1):
