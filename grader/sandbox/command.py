@@ -126,7 +126,7 @@ def describe(features: frozenset[str] | None = None) -> str:
         and os.geteuid() != 0 else "seccomp"
     filt = "seccomp filter" if seccomp.supported() else \
         f"no seccomp filter (not described for {os.uname().machine})"
-    return (f"new /tmp, /dev/shm (bounded tmpfs), IPC namespace and session keyring per "
+    return (f"new /tmp, /dev/shm (bounded tmpfs), IPC and network namespaces and session keyring per "
             f"submission; read-only root; no nested user namespaces ({nested}); {filt}")
 
 
