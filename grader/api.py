@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase
-from .compare import compare_case
+from .judge import judge_submission
 from .errors import GraderError, SandboxError, SubmissionError
 from .pool import map_tasks, worker_sandbox
-from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
+from .results import BonusDecision, BonusState, CellResult, CellStatus, Isolation, Mode, QuestionResult, Status, SubmissionResult
 from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import finalise, score_code_question, score_written_question
 from .submission import Submission, load_submission, student_id
@@ -54,31 +54,34 @@ def run_submission(submission: Submission, assignment: Assignment, sandbox: Sand
                    started: float | None = None) -> SubmissionResult:
     started = time.monotonic() if started is None else started
     prepared = assignment.prepared_cases(include_hidden=(mode == "grade"))
-    outcome = sandbox.run(build_job(submission, prepared, sandbox_limits(assignment)))
+    outcome = sandbox.run(build_job(submission, prepared, sandbox_limits(assignment),
+                                    record=assignment.grading.carry_forward and assignment.has_reference))
     return assemble(submission, assignment, prepared, outcome, mode, started)
 
 
-def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits) -> Job:
+def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits, record: bool = False) -> Job:
+    """The cells and calls for the sandbox; with ``record``, a composite's calls to the student's own
+    building blocks are recorded (for carried-forward credit, see :mod:`grader.judge`)."""
     cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells if c.source.strip())
-    calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs)) for p in prepared)
+    calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs),
+                       p.building_blocks if record else ()) for p in prepared)
     return Job(cells=cells, calls=calls, limits=limits)
 
 
 def assemble(submission: Submission, assignment: Assignment, prepared: tuple[PreparedCase, ...],
              outcome: JobOutcome, mode: str, started: float) -> SubmissionResult:
     questions: dict[str, QuestionResult] = {}
+    judged = judge_submission(assignment, prepared, outcome.calls, outcome.names)
     for question in assignment.questions:
         if question.kind == "written":
             questions[question.id] = score_written_question(
                 question, submission.answers.get(question.id), assignment.bonus)
             continue
-        cases = [compare_case(p, outcome.calls[p.case.id], question, outcome.names)
-                 for p in prepared if p.case.question == question.id and p.case.id in outcome.calls]
-        questions[question.id] = score_code_question(question, cases)
+        questions[question.id] = score_code_question(question, judged[question.id])
     result = SubmissionResult(
         student=submission.student, file=str(submission.path), assignment=assignment.id,
-        isolation=outcome.isolation, error=None, questions=questions, bonus=BonusDecision(None, ""),
-        cells=_cell_results(submission, outcome), mode=mode, content_hash=submission.content_hash,
+        isolation=Isolation(outcome.isolation), error=None, questions=questions, bonus=BonusDecision(BonusState.PENDING, ""),
+        cells=_cell_results(submission, outcome), mode=Mode(mode), content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
     )
     return finalise(result, assignment)
@@ -92,7 +95,7 @@ def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResu
         status = ran.status if ran else ("skipped" if cell.notes else "ok")
         error = ran.error if ran else None
         message = f"{error.type}: {error.message}".strip() if error else ""
-        results.append(CellResult(index=cell.index, status=status, message=message[:500],
+        results.append(CellResult(index=cell.index, status=CellStatus(status), message=message[:500],
                                   traceback=error.traceback if error else None,
                                   output=ran.output if ran else "", notes=cell.notes))
     return tuple(results)
@@ -102,11 +105,11 @@ def error_result(student: str, path: Path, assignment: Assignment, mode: str, me
                  started: float) -> SubmissionResult:
     """A submission that could not be graded at all: every question missing, the reason on top."""
     result = SubmissionResult(
-        student=student, file=str(path), assignment=assignment.id, isolation="none", error=message,
+        student=student, file=str(path), assignment=assignment.id, isolation=Isolation.NONE, error=message,
         questions={q.id: QuestionResult(q.id, q.kind, q.title, status=Status.MISSING, score=0.0, max_score=q.points,
                                         bonus=q.bonus, feedback="Not graded: the submission could not be read.")
                    for q in assignment.questions},
-        bonus=BonusDecision(False, ""), mode=mode, assignment_version=assignment.version, graded_at=_now(),
+        bonus=BonusDecision(BonusState.NOT_AWARDED, ""), mode=Mode(mode), assignment_version=assignment.version, graded_at=_now(),
         duration=round(time.monotonic() - started, 4),
     )
     return finalise(result, assignment)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from grader.carry import RecordedCall
 from grader.errors import SandboxError
 from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
 from grader.sandbox.protocol import (
@@ -68,6 +69,7 @@ class Call:
     function: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    record: tuple[str, ...] = ()  # the student's own functions whose calls inside this one are recorded
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class CallOutcome:
     error: ErrorInfo | None = None
     output: str = ""
     mutated_args: tuple[str, ...] = ()
+    recorded: tuple[RecordedCall, ...] = ()  # calls to the student's own functions made inside this one
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ class Sandbox:
             calls = list(st.pending)
             blobs: list[bytes] = []
             batch = [{"id": c.id, "function": c.function, "args": encode_value(tuple(c.args), blobs),
-                      "kwargs": encode_value(dict(c.kwargs), blobs)} for c in calls]
+                      "kwargs": encode_value(dict(c.kwargs), blobs), "record": list(c.record)} for c in calls]
             child.send({"op": "calls", "calls": batch}, lim.call_timeout, blobs)
             for call in calls:
                 current = ("call", call)
@@ -501,9 +504,10 @@ class _State:
         elif status not in ("error", "missing"):
             status = "error"
         mutated = msg.get("mutated") if isinstance(msg.get("mutated"), list) else []
+        recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else ()
         self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
                                           _text(msg.get("output")),
-                                          tuple(str(m)[:100] for m in mutated[:100]))
+                                          tuple(str(m)[:100] for m in mutated[:100]), recorded)
         self.pending.remove(call)
 
     def fail_call(self, call: Call, gone: _Gone) -> None:
@@ -530,6 +534,23 @@ class _State:
         return JobOutcome(tuple(self.cells[c.index] for c in self.job.cells),
                           {c.id: self.calls[c.id] for c in self.job.calls}, self.names,
                           isolation, self.restarts, tuple(self.notes))
+
+
+def _recorded(entries: Any, blobs: list[bytes], asked: tuple[str, ...]) -> tuple[RecordedCall, ...]:
+    """The recorded building-block calls, decoded like any value; anything malformed is dropped."""
+    if not isinstance(entries, list):
+        return ()
+    found = []
+    for entry in entries[:64]:
+        if not isinstance(entry, dict) or entry.get("function") not in asked:
+            continue
+        try:
+            args, kwargs, value = (decode_value(entry.get(k), blobs) for k in ("args", "kwargs", "value"))
+        except (ProtocolError, RecursionError):
+            continue
+        if isinstance(args, tuple) and isinstance(kwargs, dict):
+            found.append(RecordedCall(str(entry["function"]), args, kwargs, value))
+    return tuple(found)
 
 
 def _text(value: Any, cap: int = 1 << 20) -> str:
