@@ -27,7 +27,7 @@ import numpy as np
 Close = Callable[[np.ndarray, np.ndarray], bool]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordedCall:
     """One call the student's composite made to one of the student's own API functions."""
 
@@ -123,7 +123,7 @@ def replay(reference: ModuleType, function: str, api: tuple[str, ...], args: tup
                     if call.function == name and wanted is not None and \
                             _same_inputs(wanted, _bound(signature, call.args, call.kwargs), close):
                         value = np.asarray(call.value, dtype=np.float64)
-                        if call not in used:
+                        if not any(u is call for u in used):
                             used.append(call)
                         return value.copy()
                 assert original is not None

@@ -386,6 +386,9 @@ def _flags(result: SubmissionResult) -> list[tuple[str, str]]:
         flags.append(("error", "errors in " + ", ".join(errored + crashed)))
     if result.isolation != "namespaces":
         flags.append(("isolation", f"ran with reduced isolation ({result.isolation or 'unknown'})"))
+    public_only = [q for q, r in result.questions.items() if r.flag]
+    if public_only:
+        flags.append(("public-only", "passes only the published cases (a lookup table?) in " + ", ".join(public_only)))
     return flags
 
 
