@@ -272,3 +272,18 @@ def _lookup(function, *args):
     from grader.report.html import render_index
     html = render_index([result], assignment)
     assert "passes only the published cases" in html
+
+
+FLOAT32_STUDENT = (Path(__file__).parent / "students" / "float32_einsum.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("seed", [1, 7, 88, 2024, 31337, 4_000_000_000])
+def test_a_float32_einsum_notebook_earns_every_point_under_other_seeds(assignment, tmp_path, seed):
+    cells = [nbformat.v4.new_code_cell(source) for source in functions(FLOAT32_STUDENT).values()]
+    cells.insert(0, nbformat.v4.new_code_cell("import numpy as np\nf32 = np.float32"))
+    path = tmp_path / "float32.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    result, = grade(dataclasses.replace(assignment, seed=seed), [path])
+    assert lost(result) == {}, [(c.case_id, c.message) for q in CODE for c in result.questions[q].cases
+                                if c.status is not Status.PASSED]
+    assert {c.precision for q in CODE for c in result.questions[q].cases} == {"float32"}
