@@ -346,6 +346,8 @@ def _call_trusted(function: Callable[..., Any], case: Case) -> Any:
 def _variant_output(variant: Variant, case: Case) -> tuple[Any, ...]:
     """The variant's output on the case, or nothing where the imitated mistake cannot run (e.g. X W A B
     with a rectangular W raises, as the student's code would): that variant is then not matched there."""
+    if variant.implementation is None:
+        return ()
     try:
         return (_call_trusted(variant.implementation, case),)
     except Exception:
@@ -624,6 +626,7 @@ def _import_folder(folder: Path, assignment_id: str) -> ModuleType:
         sys.modules[name] = package
         return package
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder.resolve())])
+    assert spec is not None
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
     _exec_module(spec, package, init)
@@ -635,11 +638,12 @@ def _submodule(package: ModuleType, folder: Path, module_name: str, what: str) -
     path = (folder / f"{module_name}.py").resolve()
     cached = sys.modules.get(qualified)
     cached_file = getattr(cached, "__file__", None)
-    if cached_file is not None and Path(cached_file).resolve() == path:
+    if cached is not None and cached_file is not None and Path(cached_file).resolve() == path:
         return cached  # the same file: reuse it (another folder with the same id must not get it)
     if not path.is_file():
         raise AssignmentError(f"{what}: no module {module_name}.py in the assignment folder", path=folder)
     spec = importlib.util.spec_from_file_location(qualified, path)
+    assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module
     _exec_module(spec, module, path)

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 from .api import in_input_order, required_isolation
 from .assignment import Assignment
@@ -207,25 +207,26 @@ class _Outputs:
     def __init__(self, out_dir: Path, assignment: Assignment):
         self.out_dir, self.assignment = out_dir, assignment
         self.partial = out_dir / (RESULTS_FILE + ".partial")
-        self.handle = None
+        self.handle: TextIO | None = None
         self.count = 0
 
     def add(self, result: SubmissionResult, document: str, page: str) -> None:
         (self.out_dir / f"{safe_filename(result.student)}.html").write_text(page, encoding="utf-8")
-        self._open_results()
-        self.handle.write((",\n" if self.count else "") + document)
+        handle = self._open_results()
+        handle.write((",\n" if self.count else "") + document)
         self.count += 1
 
-    def _open_results(self) -> None:
+    def _open_results(self) -> TextIO:
         if self.handle is None:  # the document up to its submissions list: '{..., "submissions": ['
             self.handle = self.partial.open("w", encoding="utf-8")
             self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2] + "\n")
+        return self.handle
 
     def close_results(self) -> None:
         """Finish results.json: it appears complete or not at all (written aside, then renamed)."""
-        self._open_results()
-        self.handle.write("\n]}\n")
-        self.handle.close()
+        handle = self._open_results()
+        handle.write("\n]}\n")
+        handle.close()
         self.partial.replace(self.out_dir / RESULTS_FILE)
 
     def finish(self, run: CourseRun, identities: dict | None) -> list[Path]:
@@ -345,16 +346,18 @@ class _Debounced:
     def __init__(self, action: Callable[[], object], delay: float = 1.0):
         import threading
 
-        self.action, self.delay, self.lock, self.timer = action, delay, threading.Lock(), None
+        self.action, self.delay, self.lock = action, delay, threading.Lock()
+        self.timer: threading.Timer | None = None
         self._threading = threading
 
     def poke(self, *_: object) -> None:
         with self.lock:
             if self.timer is not None:
                 self.timer.cancel()
-            self.timer = self._threading.Timer(self.delay, self.action)
-            self.timer.daemon = True
-            self.timer.start()
+            timer = self._threading.Timer(self.delay, self.action)
+            timer.daemon = True
+            timer.start()
+            self.timer = timer
 
     def flush(self) -> None:
         with self.lock:
@@ -390,5 +393,5 @@ def start_review(assignment: Assignment, out_dir: Path, port: int = 8765, host: 
         original_shutdown()
         refresh.flush()
 
-    server.shutdown = shutdown
+    server.shutdown = shutdown  # type: ignore[method-assign]
     return server

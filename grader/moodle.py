@@ -43,7 +43,9 @@ class MoodleEntry:
 
 def student_id(full_name: str, participant_id: str) -> str:
     """A filename-safe, readable id: ``Jörg Groß`` + 42 -> ``joerg-gross-42``."""
-    text = full_name.casefold().translate(str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "ł": "l", "đ": "d", "ı": "i"}))
+    folds: dict[str, str | int | None] = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "ł": "l",
+                                          "đ": "d", "ı": "i"}
+    text = full_name.casefold().translate(str.maketrans(folds))
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60] or "student"
     return f"{slug}-{participant_id}"

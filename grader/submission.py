@@ -302,10 +302,10 @@ def transform_cell(index: int, label: str, source: str) -> CodeCell:
     notes: list[str] = []
     out = []
     for line in lines:
-        replaced, note = _transform_line(line)
+        replaced, line_note = _transform_line(line)
         out.append(replaced)
-        if note:
-            notes.append(note)
+        if line_note:
+            notes.append(line_note)
     return CodeCell(index, label, "\n".join(out) + ("\n" if source.endswith("\n") else ""), tuple(notes))
 
 

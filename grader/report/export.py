@@ -198,9 +198,9 @@ def junit_xml(results: Iterable[SubmissionResult], assignment: Assignment) -> st
         if result.graded_at:
             suite.set("timestamp", _x(result.graded_at.replace("Z", "")[:19]))
         properties = ET.Element("properties")
-        for name, value in (("score", points(result.score)), ("max_score", points(_max_score(result, assignment))),
-                            ("bonus", bonus_word(result)), ("isolation", result.isolation)):
-            ET.SubElement(properties, "property", name=name, value=_x(value))
+        for name, text in (("score", points(result.score)), ("max_score", points(_max_score(result, assignment))),
+                           ("bonus", bonus_word(result)), ("isolation", str(result.isolation))):
+            ET.SubElement(properties, "property", name=name, value=_x(text))
         suite.insert(0, properties)
     for key, value in totals.items():
         root.set(key, str(value))

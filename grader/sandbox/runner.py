@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from grader.carry import RecordedCall
 from grader.errors import SandboxError
@@ -175,7 +175,7 @@ class _Zygote:
         data = self.ctrl.recv(65536)
         return json.loads(data) if data else None
 
-    def send(self, msg: dict, fds: list[int] = ()) -> None:
+    def send(self, msg: dict, fds: Sequence[int] = ()) -> None:
         import json  # noqa: PLC0415
         socket.send_fds(self.ctrl, [json.dumps(msg).encode()], list(fds))
 
@@ -224,6 +224,13 @@ class Sandbox:
         if self._zygote is not None:
             self._zygote.stop()
             self._zygote = None
+
+    @property
+    def live(self) -> _Zygote:
+        """The running zygote (a closed Sandbox has none)."""
+        if self._zygote is None:
+            raise SandboxError("this Sandbox is closed")
+        return self._zygote
 
     def _restart(self) -> None:
         if self._zygote is not None:
@@ -321,7 +328,7 @@ class _Child:
             limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
                                                     "max_file_mb", "max_open_files",
                                                     "output_bytes", "max_result_mb")}
-            box._zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
+            box.live.send({"op": "run", "limits": limits}, [theirs.fileno()])
         finally:
             theirs.close()
 
@@ -329,7 +336,7 @@ class _Child:
         mine = time.monotonic() + seconds
         return (self.total, True) if self.total < mine else (mine, False)
 
-    def send(self, msg: dict, seconds: float, blobs: list[bytes] = ()) -> None:
+    def send(self, msg: dict, seconds: float, blobs: Sequence[bytes] = ()) -> None:
         deadline, _ = self._deadline(seconds)
         try:
             self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
@@ -358,10 +365,10 @@ class _Child:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Gone("timeout", "total" if is_total else "")
-            ready = select.select([self.sock, self.box._zygote.ctrl], [], [], left)[0]
+            ready = select.select([self.sock, self.box.live.ctrl], [], [], left)[0]
             if self.sock in ready and not self._read():
                 self._await_exit(min(deadline, time.monotonic() + 1.0))
-            if self.box._zygote.ctrl in ready and self.exit is None:
+            if self.box.live.ctrl in ready and self.exit is None:
                 self._ctrl_message(time.monotonic())
 
     def _read(self) -> bool:
@@ -383,7 +390,7 @@ class _Child:
 
     def _ctrl_message(self, deadline: float) -> None:
         try:
-            msg = self.box._zygote.recv(deadline)
+            msg = self.box.live.recv(deadline)
         except TimeoutError:
             return
         if msg is None:  # the zygote itself died
@@ -408,7 +415,7 @@ class _Child:
             return
         self.killed = True
         try:
-            self.box._zygote.send({"op": "kill"})
+            self.box.live.send({"op": "kill"})
             deadline = time.monotonic() + 1.0
             while self.exit is None and time.monotonic() < deadline:
                 self._ctrl_message(deadline)
@@ -503,7 +510,7 @@ class _State:
                     value = Unconvertible(type(value).__name__, repr(value)[:200])
         elif status not in ("error", "missing"):
             status = "error"
-        mutated = msg.get("mutated") if isinstance(msg.get("mutated"), list) else []
+        mutated: list[Any] = msg["mutated"] if isinstance(msg.get("mutated"), list) else []
         recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else ()
         self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
                                           _text(msg.get("output")),

@@ -104,7 +104,7 @@ def _run_one(ctrl: socket.socket, job_fd: int, control_fd: int, cmd: dict, mode:
     os.close(job_fd)
     pidfd = os.pidfd_open(pid)
     try:
-        while pidfd not in select.select([ctrl, pidfd], [], [])[0]:
+        while pidfd not in select.select([ctrl.fileno(), pidfd], [], [])[0]:
             data = ctrl.recv(65536)
             if not data:  # parent gone: take everything down with us
                 _cleanup(pid, mode, workdir)
@@ -222,7 +222,7 @@ def _child(job_fd: int, control_fd: int, workdir: str, cmd: dict, mode: str) -> 
     os.close(devnull)
     if "numpy.random" in sys.modules:
         sys.modules["numpy"].random.seed()
-    from protocol import FrameDecoder  # noqa: PLC0415 - after the fds are settled
+    from protocol import FrameDecoder  # type: ignore[import-not-found]  # noqa: PLC0415 - after the fds are settled
     sock = socket.socket(fileno=job_fd)
     Job(sock, FrameDecoder(1 << 31), limits).serve()
     os._exit(0)
@@ -276,7 +276,7 @@ class Job:
         self._repr = reprlib.Repr()
         self._repr.maxstring = self._repr.maxother = 200
 
-    def send(self, msg: dict, blobs: list[bytes] = ()) -> None:
+    def send(self, msg: dict, blobs: "list[bytes] | tuple[()]" = ()) -> None:
         self.sock.sendall(self.p.encode_frame(msg, blobs))
 
     def serve(self) -> None:
