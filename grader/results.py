@@ -206,16 +206,18 @@ class BonusDecision:
     awarded: bool | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "state", BonusState(self.state))
+        state: Any = self.state
+        if state is None or isinstance(state, bool):  # the older spelling: awarded True / False / None
+            state = BonusState.AWARDED if state is True else BonusState.NOT_AWARDED if state is False else \
+                BonusState.NOT_APPLICABLE if "no bonus questions" in self.reason else BonusState.PENDING
+        object.__setattr__(self, "state", BonusState(state))
         object.__setattr__(self, "awarded", _AWARDED.get(self.state))
 
     @classmethod
     def from_dict(cls, data: dict) -> "BonusDecision":
         state = data.get("state")
-        if state is None:  # results written before the state existed
-            awarded = data.get("awarded")
-            state = BonusState.AWARDED if awarded is True else BonusState.NOT_AWARDED if awarded is False else \
-                BonusState.NOT_APPLICABLE if "no bonus questions" in str(data.get("reason", "")) else BonusState.PENDING
+        if state is None:  # results written before the state existed: the older spelling
+            return cls(data.get("awarded"), str(data.get("reason", "")))  # type: ignore[arg-type]
         return cls(BonusState(state), str(data.get("reason", "")))
 
 
