@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase
-from .judge import judge_submission
+from .judge import Rerun, judge_submission
 from .errors import GraderError, SandboxError, SubmissionError
 from .pool import map_tasks, worker_sandbox
 from .results import BonusDecision, BonusState, CellResult, CellStatus, Isolation, Mode, QuestionResult, Status, SubmissionResult
-from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
+from .sandbox import Call, CallOutcome, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import finalise, score_code_question, score_written_question
 from .submission import Submission, load_submission, student_id
 
@@ -54,9 +54,15 @@ def run_submission(submission: Submission, assignment: Assignment, sandbox: Sand
                    started: float | None = None) -> SubmissionResult:
     started = time.monotonic() if started is None else started
     prepared = assignment.prepared_cases(include_hidden=(mode == "grade"))
-    outcome = sandbox.run(build_job(submission, prepared, sandbox_limits(assignment),
-                                    record=assignment.grading.carry_forward and assignment.has_reference))
-    return assemble(submission, assignment, prepared, outcome, mode, started)
+    limits = sandbox_limits(assignment)
+    outcome = sandbox.run(build_job(submission, prepared, limits))
+
+    def rerun(cases: tuple[PreparedCase, ...]) -> dict[str, CallOutcome]:
+        """Failed composites once more, their calls to the student's own functions recorded."""
+        return dict(sandbox.run(build_job(submission, cases, limits, record=True)).calls)
+
+    return assemble(submission, assignment, prepared, outcome, mode, started,
+                    rerun if assignment.has_reference else None)
 
 
 def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits, record: bool = False) -> Job:
@@ -69,9 +75,9 @@ def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits
 
 
 def assemble(submission: Submission, assignment: Assignment, prepared: tuple[PreparedCase, ...],
-             outcome: JobOutcome, mode: str, started: float) -> SubmissionResult:
+             outcome: JobOutcome, mode: str, started: float, rerun: Rerun | None = None) -> SubmissionResult:
     questions: dict[str, QuestionResult] = {}
-    judged = judge_submission(assignment, prepared, outcome.calls, outcome.names)
+    judged = judge_submission(assignment, prepared, outcome.calls, outcome.names, rerun)
     for question in assignment.questions:
         if question.kind == "written":
             questions[question.id] = score_written_question(

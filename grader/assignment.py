@@ -199,21 +199,41 @@ class PreparedCase:
     expected: Any
     variants: tuple[tuple[Variant, Any], ...]  # each variant with its output on this case
     building_blocks: tuple[str, ...] = ()  # the assignment's functions the reference calls on this case
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # per-tolerance facts, see below
 
-    @cached_property
+    @property
     def active(self) -> tuple[str, ...]:
         """The known mistakes whose output differs from the reference's on this case (shape or values)."""
-        expected = np.asarray(self.expected, dtype=np.float64)
-        names = []
-        for variant, output in self.variants:
-            if variant.kind is not VariantKind.MISTAKE:
-                continue
-            output = np.asarray(output, dtype=np.float64)
-            with np.errstate(invalid="ignore"):
-                if output.shape != expected.shape or not np.allclose(output, expected, rtol=1e-5, atol=1e-8,
-                                                                     equal_nan=True):
-                    names.append(variant.name)
-        return tuple(names)
+        return tuple(v.name for v in self.telling(Tolerance()) if v.kind is VariantKind.MISTAKE)
+
+    def telling(self, tolerance: Tolerance) -> tuple[Variant, ...]:
+        """The variants that say something on this case at ``tolerance``: their output differs from the
+        reference's. The same for every student, so it is worked out once per tolerance."""
+        key = ("telling", tolerance)
+        if key not in self._memo:
+            expected = np.asarray(self.expected, dtype=np.float64)
+            found = []
+            for variant, output in self.variants:
+                output = np.asarray(output, dtype=np.float64)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    if output.shape != expected.shape or not np.allclose(output, expected, rtol=tolerance.rtol,
+                                                                         atol=tolerance.atol, equal_nan=True):
+                        found.append(variant)
+            self._memo[key] = tuple(found)
+        return self._memo[key]
+
+    def stacked(self, tolerance: Tolerance, shape: tuple[int, ...]) -> tuple[tuple[Variant, ...], np.ndarray]:
+        """The telling variants whose output has ``shape``, alternatives first, with their outputs stacked
+        into one array: one vectorised comparison finds every variant a result equals."""
+        key = ("stacked", tolerance, shape)
+        if key not in self._memo:
+            outputs = {v.name: o for v, o in self.variants}
+            chosen = sorted((v for v in self.telling(tolerance) if np.shape(outputs[v.name]) == shape),
+                            key=lambda v: v.kind is not VariantKind.ALTERNATIVE)
+            stack = np.array([np.asarray(outputs[v.name], dtype=np.float64) for v in chosen], dtype=np.float64
+                             ).reshape((len(chosen), *shape))
+            self._memo[key] = (tuple(chosen), stack)
+        return self._memo[key]
 
 
 @dataclass(frozen=True)
@@ -310,7 +330,7 @@ class Assignment:
         outputs += tuple(self._propagated(case, blocks))
         prepared = PreparedCase(case, _positional_names(reference_function, len(case.args)), expected, outputs,
                                 building_blocks=blocks)
-        prepared.active  # noqa: B018 - computed once here, before grading workers fork
+        prepared.stacked(question.tolerance, np.shape(expected))  # once here, before grading workers fork
         return prepared
 
     def _propagated(self, case: Case, blocks: tuple[str, ...]) -> list[tuple[Variant, Any]]:

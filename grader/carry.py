@@ -37,6 +37,35 @@ class RecordedCall:
     value: Any
 
 
+class Recording:
+    """The calls a composite made to the student's own functions, as the sandbox sent them: decoded (by
+    the protocol's value decoder, never anything that runs code) only when a replay needs them, since
+    most composites pass and need none."""
+
+    def __init__(self, entries: list[Any], blobs: list[bytes], asked: tuple[str, ...],
+                 decode: Callable[[Any, list[bytes]], Any]):
+        self._entries, self._blobs, self._asked, self._decode = entries[:64], blobs, asked, decode
+        self._calls: tuple[RecordedCall, ...] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def calls(self) -> tuple[RecordedCall, ...]:
+        if self._calls is None:
+            found = []
+            for entry in self._entries:
+                if not isinstance(entry, dict) or entry.get("function") not in self._asked:
+                    continue
+                try:
+                    args, kwargs, value = (self._decode(entry.get(k), self._blobs) for k in ("args", "kwargs", "value"))
+                except Exception:  # noqa: BLE001 - malformed (ProtocolError, RecursionError): dropped
+                    continue
+                if isinstance(args, tuple) and isinstance(kwargs, dict):
+                    found.append(RecordedCall(str(entry["function"]), args, kwargs, value))
+            self._calls = tuple(found)
+        return self._calls
+
+
 @dataclass(frozen=True)
 class Replayed:
     """The reference composite's output on the student's building blocks, and which ones it used."""

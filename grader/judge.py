@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -30,15 +30,23 @@ from .compare import compare_case, precision_of
 from .results import CaseResult, Status
 
 
+Rerun = Callable[[tuple[PreparedCase, ...]], Mapping[str, Any]]
+
+
 def judge_submission(assignment: Assignment, prepared: tuple[PreparedCase, ...], calls: Mapping[str, Any],
-                     names: tuple[str, ...] = ()) -> dict[str, list[CaseResult]]:
-    """The case results of every code question, hints resolved and carried-forward credit given."""
+                     names: tuple[str, ...] = (), rerun: Rerun | None = None) -> dict[str, list[CaseResult]]:
+    """The case results of every code question, hints resolved and carried-forward credit given.
+
+    ``rerun(cases)`` runs those composite cases again in the sandbox with their calls to the student's
+    own functions recorded; it is asked at most once, and only for failed composite cases that no known
+    mistake explains while one of their building blocks fails cases of its own.
+    """
     pairs = [(p, compare_case(p, calls[p.case.id], assignment.question(p.case.question), names, assignment.wording))
              for p in prepared if p.case.id in calls]
     variants = {v.name: v for p in prepared for v, _ in p.variants}
     pairs = resolve_hints(pairs, variants)
     if assignment.grading.carry_forward:
-        pairs = carry_forward(assignment, pairs, variants, calls)
+        pairs = carry_forward(assignment, pairs, variants, calls, rerun)
     by_question: dict[str, list[CaseResult]] = {q.id: [] for q in assignment.questions}
     for p, result in pairs:
         by_question[p.case.question].append(result)
@@ -112,21 +120,35 @@ def _name_best(p: PreparedCase, result: CaseResult, variants: dict[str, Variant]
 
 
 def carry_forward(assignment: Assignment, pairs: list[tuple[PreparedCase, CaseResult]],
-                  variants: dict[str, Variant], calls: Mapping[str, Any]) -> list[tuple[PreparedCase, CaseResult]]:
+                  variants: dict[str, Variant], calls: Mapping[str, Any], rerun: Rerun | None = None
+                  ) -> list[tuple[PreparedCase, CaseResult]]:
     """Credit composite cases that are correct given the student's own (wrong) building blocks, and
     cases that repeat a known mistake the student is already charged for in the mistake's own question."""
     shown: dict[tuple[str, str], set[str]] = {}  # (question, function) -> mistake families named there
+    failing: set[str] = set()  # functions with a case that did not pass
     for p, result in pairs:
+        if result.status is not Status.PASSED:
+            failing.add(p.case.function)
         if result.matched and result.status is Status.FAILED:
             shown.setdefault((p.case.question, p.case.function), set()).add(_family(result.matched, variants))
-    out = []
-    for p, result in pairs:
-        if result.status is Status.FAILED:
-            result = _carried_by_mistake(assignment, p, result, variants, shown) or \
-                (_carried_by_replay(assignment, p, result, calls.get(p.case.id)) if p.building_blocks else None) \
-                or result
-        out.append((p, result))
-    return out
+    out = [(p, _carried_by_mistake(assignment, p, result, variants, shown) or result
+            if result.status is Status.FAILED else result) for p, result in pairs]
+    wanted = tuple(p for p, result in out if result.status is Status.FAILED and failing & set(p.building_blocks)
+                   and not _own_mistake(result, variants, p.case.function))
+    if not wanted:
+        return out
+    recorded = dict(calls)
+    if rerun is not None and not any(getattr(calls.get(p.case.id), "recorded", None) for p in wanted):
+        recorded.update(rerun(wanted))
+    ids = {p.case.id for p in wanted}
+    return [(p, _carried_by_replay(assignment, p, result, recorded.get(p.case.id)) or result
+             if p.case.id in ids else result) for p, result in out]
+
+
+def _own_mistake(result: CaseResult, variants: dict[str, Variant], function: str) -> bool:
+    """The result is explained by a mistake declared for this very function: nothing to replay."""
+    variant = variants.get(result.matched or "")
+    return variant is not None and variant.origin is None and variant.function == function
 
 
 def _carried_by_mistake(assignment: Assignment, p: PreparedCase, result: CaseResult, variants: dict[str, Variant],
@@ -147,9 +169,10 @@ def _carried_by_mistake(assignment: Assignment, p: PreparedCase, result: CaseRes
 
 def _carried_by_replay(assignment: Assignment, p: PreparedCase, result: CaseResult, outcome: Any
                        ) -> CaseResult | None:
-    recorded = tuple(getattr(outcome, "recorded", ()) or ())
-    if not recorded or assignment.reference is None:
+    recording = getattr(outcome, "recorded", None)
+    if not recording or assignment.reference is None:
         return None
+    recorded = recording.calls()
     try:
         received = np.asarray(outcome.value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from grader.carry import RecordedCall
+from grader.carry import Recording
 from grader.errors import SandboxError
 from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
 from grader.sandbox.protocol import (
@@ -102,7 +102,7 @@ class CallOutcome:
     error: ErrorInfo | None = None
     output: str = ""
     mutated_args: tuple[str, ...] = ()
-    recorded: tuple[RecordedCall, ...] = ()  # calls to the student's own functions made inside this one
+    recorded: Recording | None = None  # calls to the student's own functions made inside this one
 
 
 @dataclass(frozen=True)
@@ -511,7 +511,7 @@ class _State:
         elif status not in ("error", "missing"):
             status = "error"
         mutated: list[Any] = msg["mutated"] if isinstance(msg.get("mutated"), list) else []
-        recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else ()
+        recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else None
         self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
                                           _text(msg.get("output")),
                                           tuple(str(m)[:100] for m in mutated[:100]), recorded)
@@ -543,21 +543,11 @@ class _State:
                           isolation, self.restarts, tuple(self.notes))
 
 
-def _recorded(entries: Any, blobs: list[bytes], asked: tuple[str, ...]) -> tuple[RecordedCall, ...]:
-    """The recorded building-block calls, decoded like any value; anything malformed is dropped."""
-    if not isinstance(entries, list):
-        return ()
-    found = []
-    for entry in entries[:64]:
-        if not isinstance(entry, dict) or entry.get("function") not in asked:
-            continue
-        try:
-            args, kwargs, value = (decode_value(entry.get(k), blobs) for k in ("args", "kwargs", "value"))
-        except (ProtocolError, RecursionError):
-            continue
-        if isinstance(args, tuple) and isinstance(kwargs, dict):
-            found.append(RecordedCall(str(entry["function"]), args, kwargs, value))
-    return tuple(found)
+def _recorded(entries: Any, blobs: list[bytes], asked: tuple[str, ...]) -> Recording | None:
+    """The recorded building-block calls, decoded (like any value) only if a replay asks for them."""
+    if not isinstance(entries, list) or not entries or not asked:
+        return None
+    return Recording(entries, blobs, asked, decode_value)
 
 
 def _text(value: Any, cap: int = 1 << 20) -> str:
