@@ -114,9 +114,8 @@ def _tuple_of_arrays(value: Any, prepared: PreparedCase) -> Verdict | None:
     elif isinstance(value, np.ndarray) and value.ndim == expected.ndim + 1 and 1 < value.shape[0] <= 8:
         parts = list(value)
     elif getattr(value, "type_name", None) in ("tuple", "list"):
-        return Verdict(Status.FAILED, f"returned a `{value.type_name}` of several values; return one array "
-                       "(e.g. only the output, not (output, weights))",
-                       hint="Return only the output array, not a tuple such as (output, attention weights).",
+        return Verdict(Status.FAILED, f"returned a `{value.type_name}` of several values; return one array",
+                       hint="Return only the result array, not a tuple of it and other values.",
                        matched="returned_tuple", candidates=("returned_tuple",))
     if not parts:
         return None
@@ -127,7 +126,7 @@ def _tuple_of_arrays(value: Any, prepared: PreparedCase) -> Verdict | None:
             continue
         if array.shape == expected.shape and np.allclose(array, expected, rtol=1e-4, atol=1e-6):
             hint = (f"You return {len(parts)} values, and value {index + 1} is the expected result: return only "
-                    "that array (e.g. only Z, not (Z, weights)).")
+                    "that array, not a tuple of it and other values.")
             return Verdict(Status.FAILED, f"returned {len(parts)} values where one array was expected", hint=hint,
                            matched="returned_tuple", candidates=("returned_tuple",))
     return None

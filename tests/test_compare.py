@@ -212,3 +212,41 @@ def test_a_float64_result_that_holds_only_float32_numbers_is_judged_at_float32()
     value = (EXPECTED / 3).astype(np.float32).astype(np.float64)
     assert compare_case(prepared(), ok(value), QUESTION).precision == "float32"
     assert compare_case(prepared(), ok(EXPECTED / 3), QUESTION).precision == "float64"
+
+
+# --------------------------------------------------------------------------- hints across a submission's cases (§5)
+
+from grader.judge import resolve_hints  # noqa: E402
+from grader.results import CaseResult  # noqa: E402
+
+
+def _judged(results_per_case):
+    """(PreparedCase, CaseResult) pairs for the question `q` whose variants are `a` and `b`."""
+    a = Variant("double__a", "mistake", "double", "Mistake A.", question="q")
+    b = Variant("double__b", "mistake", "double", "Mistake B.", question="q")
+    pairs = []
+    for number, (out_a, out_b, received) in enumerate(results_per_case):
+        case = Case("q", "double", (X,), {}, id=f"q/{number}")
+        p = PreparedCase(case, ("X",), EXPECTED, ((a, out_a), (b, out_b)))
+        pairs.append((p, compare_case(p, ok(received), QUESTION)))
+    return resolve_hints(pairs, {"double__a": a, "double__b": b})
+
+
+def test_the_mistake_explaining_most_cases_is_named_where_two_coincide():
+    # A and B agree on case 0; only B explains case 1
+    results = _judged([(X * 3, X * 3, X * 3), (X * 3, X * 4, X * 4)])
+    assert [r.matched for _, r in results] == ["double__b", "double__b"]
+    assert results[0][1].hint == "Mistake B." and "Mistake A." not in results[0][1].message
+
+
+def test_a_tie_names_both():
+    results = _judged([(X * 3, X * 3, X * 3)])
+    assert "Mistake A." in results[0][1].hint and "Mistake B." in results[0][1].hint
+
+
+def test_a_mistake_contradicted_by_the_other_cases_names_nothing():
+    # case 0 (degenerate) matches A; on cases 1 and 2 A would show and the student did something else
+    results = _judged([(X * 3, X * 5, X * 3), (X * 3, X * 5, X * 7), (X * 3, X * 5, X * 9)])
+    first = results[0][1]
+    assert first.status is Status.FAILED and first.hint is None and first.matched is None
+    assert first.message.startswith("wrong result:")
