@@ -18,7 +18,17 @@ from .assignment import Assignment, PreparedCase
 from .judge import Rerun, judge_submission
 from .errors import GraderError, SandboxError, SubmissionError
 from .pool import map_tasks, worker_sandbox
-from .results import BonusDecision, BonusState, CellResult, CellStatus, Isolation, Mode, QuestionResult, Status, SubmissionResult
+from .results import (
+    BonusDecision,
+    BonusState,
+    CellResult,
+    CellStatus,
+    Isolation,
+    Mode,
+    QuestionResult,
+    Status,
+    SubmissionResult,
+)
 from .sandbox import Call, CallOutcome, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import finalise, score_code_question, score_written_question
 from .submission import Submission, load_submission, student_id
@@ -86,7 +96,8 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
         questions[question.id] = score_code_question(question, judged[question.id])
     result = SubmissionResult(
         student=submission.student, file=str(submission.path), assignment=assignment.id,
-        isolation=Isolation(outcome.isolation), error=None, questions=questions, bonus=BonusDecision(BonusState.PENDING, ""),
+        isolation=Isolation(outcome.isolation), error=None, questions=questions,
+        bonus=BonusDecision(BonusState.PENDING, ""),
         cells=_cell_results(submission, outcome), mode=Mode(mode), content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
     )
@@ -115,7 +126,8 @@ def error_result(student: str, path: Path, assignment: Assignment, mode: str, me
         questions={q.id: QuestionResult(q.id, q.kind, q.title, status=Status.MISSING, score=0.0, max_score=q.points,
                                         bonus=q.bonus, feedback="Not graded: the submission could not be read.")
                    for q in assignment.questions},
-        bonus=BonusDecision(BonusState.NOT_AWARDED, ""), mode=Mode(mode), assignment_version=assignment.version, graded_at=_now(),
+        bonus=BonusDecision(BonusState.NOT_AWARDED, ""), mode=Mode(mode), assignment_version=assignment.version,
+        graded_at=_now(),
         duration=round(time.monotonic() - started, 4),
     )
     return finalise(result, assignment)

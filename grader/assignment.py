@@ -11,7 +11,6 @@ student bundle (:mod:`grader.bundle`) carries the public ones as plain data.
 
 from __future__ import annotations
 
-import copy
 import enum
 import functools
 import hashlib
@@ -359,7 +358,7 @@ class Assignment:
 
 def _call_trusted(function: Callable[..., Any], case: Case) -> Any:
     """Call reference or variant code on deep copies, so nothing can change a case's inputs."""
-    result = function(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    result = function(*carry.fresh(case.args), **carry.fresh(case.kwargs))
     return np.asarray(result, dtype=np.float64) if not isinstance(result, (float, int)) else float(result)
 
 

@@ -217,7 +217,6 @@ def test_a_float64_result_that_holds_only_float32_numbers_is_judged_at_float32()
 # --------------------------------------------------------------------------- hints across a submission's cases (§5)
 
 from grader.judge import resolve_hints  # noqa: E402
-from grader.results import CaseResult  # noqa: E402
 
 
 def _judged(results_per_case):

@@ -42,7 +42,8 @@ PROPAGATED = [
     ("encoder_layer", "self_attention__unscaled"), ("decoder_layer", "self_attention__mask_reversed"),
     ("decoder_layer", "self_attention__mask_without_diagonal"), ("self_attention", "softmax__wrong_axis"),
     ("encoder_layer", "softmax__wrong_axis"), ("transformer_layer", "lora_projection__no_scaling"),
-    ("transformer_layer", "prefix_self_attention__prefix_projected"), ("transformer_layer", "bottleneck_adapter__no_skip"),
+    ("transformer_layer", "prefix_self_attention__prefix_projected"),
+    ("transformer_layer", "bottleneck_adapter__no_skip"),
     ("transformer_layer", "self_attention__unscaled"), ("transformer_layer", "prefix_self_attention__unscaled"),
     ("decoder_layer", "feed_forward__relu_after_w2"),
 ]
