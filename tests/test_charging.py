@@ -289,3 +289,14 @@ def test_a_float32_einsum_notebook_earns_every_point_under_other_seeds(assignmen
     assert lost(result) == {}, [(c.case_id, c.message) for q in CODE for c in result.questions[q].cases
                                 if c.status is not Status.PASSED]
     assert {c.precision for q in CODE for c in result.questions[q].cases} == {"float32"}
+
+
+def test_carried_forward_credit_for_a_module_submission(assignment, tmp_path):
+    """The same as for a notebook when the submission is a .py module."""
+    sources = functions(STUDENT)
+    sources["softmax"] = SOFTMAX_EPSILON.strip()
+    path = tmp_path / "student.py"
+    path.write_text("import numpy as np\n\n\n" + "\n\n\n".join(sources.values()) + "\n", encoding="utf-8")
+    result, = grade(assignment, [path])
+    assert lost(result) == {"4.2a": 1.0}
+    assert all(c.carried_forward for c in result.questions["4.2d"].cases)
