@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .assignment import Assignment, PreparedCase
-from .judge import Rerun, judge_submission
+from .assignment import Assignment, PreparedCase, Question
+from .diagnose import error_reason, explain_case, stop_line
 from .errors import GraderError, SandboxError, SubmissionError
+from .judge import Rerun, judge_submission
 from .pool import map_tasks, worker_sandbox
 from .results import (
     BonusDecision,
@@ -30,8 +31,8 @@ from .results import (
     SubmissionResult,
 )
 from .sandbox import Call, CallOutcome, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
-from .score import finalise, score_code_question, score_written_question
-from .submission import Submission, load_submission, student_id
+from .score import count_words, finalise, score_code_question, score_written_question
+from .submission import Submission, answer_variable, load_submission, student_id
 
 Progress = Callable[[SubmissionResult], None]
 
@@ -51,7 +52,8 @@ def grade_submission(path: Path, assignment: Assignment, *, mode: str = "grade",
     started = time.monotonic()
     student = student or student_id(Path(path))
     try:
-        submission = load_submission(Path(path), tuple(q.id for q in assignment.questions), student)
+        submission = load_submission(Path(path), tuple(q.id for q in assignment.questions), student,
+                                     sandbox_limits(assignment).allowed_packages)
     except SubmissionError as error:
         return error_result(student, Path(path), assignment, mode, str(error), started)
     if sandbox is None:
@@ -81,30 +83,49 @@ def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits
     cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells if c.source.strip())
     calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs),
                        p.building_blocks if record else ()) for p in prepared)
-    return Job(cells=cells, calls=calls, limits=limits)
+    return Job(cells=cells, calls=calls, limits=limits, run_as=submission.run_as)
 
 
 def assemble(submission: Submission, assignment: Assignment, prepared: tuple[PreparedCase, ...],
              outcome: JobOutcome, mode: str, started: float, rerun: Rerun | None = None) -> SubmissionResult:
     questions: dict[str, QuestionResult] = {}
     judged = judge_submission(assignment, prepared, outcome.calls, outcome.names, rerun)
+    cells = {c.index: c for c in outcome.cells}
+    packages = sandbox_limits(assignment).allowed_packages
     for question in assignment.questions:
         if question.kind == "written":
-            questions[question.id] = score_written_question(
-                question, submission.answers.get(question.id), assignment.bonus)
+            questions[question.id] = _written(question, submission, assignment)
             continue
-        questions[question.id] = score_code_question(question, judged[question.id])
+        cases = [explain_case(case, outcome.calls[case.case_id], submission, cells, packages)
+                 for case in judged[question.id]]
+        questions[question.id] = score_code_question(question, cases)
     result = SubmissionResult(
         student=submission.student, file=str(submission.path), assignment=assignment.id,
         isolation=Isolation(outcome.isolation), error=None, questions=questions,
         bonus=BonusDecision(BonusState.PENDING, ""),
-        cells=_cell_results(submission, outcome), mode=Mode(mode), content_hash=submission.content_hash,
+        cells=_cell_results(submission, outcome, packages), mode=Mode(mode), content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
+        isolation_detail=outcome.isolation_detail,
     )
     return finalise(result, assignment)
 
 
-def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResult, ...]:
+def _written(question: Question, submission: Submission, assignment: Assignment) -> QuestionResult:
+    """A written answer; one found outside its answer cell always waits for a person, with the reason."""
+    answer, note = submission.answers.get(question.id), submission.answer_notes.get(question.id)
+    result = score_written_question(question, answer, assignment.bonus)
+    if not answer and submission.kind == "module":  # a module has no markdown cells: say what it needs
+        return replace(result, feedback=f"No answer found for {question.id}. Set it as a string in your module: "
+                                        f'{answer_variable(question.id)} = """…""".')
+    if not answer or not note:
+        return result
+    words = count_words(answer)
+    return replace(result, status=Status.PENDING, score=0.0, answer_note=note, feedback=(
+        f"Answer found ({words} words), but not where it was expected; it awaits the instructor's review.\n{note}"))
+
+
+def _cell_results(submission: Submission, outcome: JobOutcome, packages: tuple[str, ...] = ()
+                  ) -> tuple[CellResult, ...]:
     by_index = {c.index: c for c in outcome.cells}
     results = []
     for cell in submission.cells:
@@ -112,10 +133,23 @@ def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResu
         status = ran.status if ran else ("skipped" if cell.notes else "ok")
         error = ran.error if ran else None
         message = f"{error.type}: {error.message}".strip() if error else ""
+        if error and submission.kind == "module":  # a module's cells are its statements: say which line
+            line = stop_line(error, cell.label) or _first_code_line(cell.source)
+            message = f"line {line}: {message}" if line else message
+        reason = error_reason(message, submission, by_index, packages) if error else ""
+        if reason:
+            message = f"{message} ({reason})"
         results.append(CellResult(index=cell.index, status=CellStatus(status), message=message[:500],
                                   traceback=error.traceback if error else None,
                                   output=ran.output if ran else "", notes=cell.notes))
     return tuple(results)
+
+
+def _first_code_line(source: str) -> int | None:
+    for number, line in enumerate(source.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return number
+    return None
 
 
 def error_result(student: str, path: Path, assignment: Assignment, mode: str, message: str,

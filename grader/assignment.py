@@ -297,7 +297,11 @@ class Assignment:
         make = getattr(self.cases_module, builder, None)
         if make is None:
             raise AssignmentError(f"the cases module has no function {builder}()", path=self.path)
-        built = make(self.seed) if builder == "hidden_cases" else make()
+        try:
+            built = list(make(self.seed) if builder == "hidden_cases" else make())
+        except Exception as error:  # the instructor's cases module: a clear error, not a traceback mid-grading
+            raise AssignmentError(f"{builder}() raised {type(error).__name__}: {error} (grader validate shows where)",
+                                  path=getattr(self.cases_module, "__file__", self.path)) from error
         cases = []
         for number, case in enumerate(built, start=1):
             if not isinstance(case, Case):
@@ -318,7 +322,11 @@ class Assignment:
 
     def _prepare(self, case: Case) -> PreparedCase:
         reference_function = getattr(self.reference, case.function)
-        expected = _call_trusted(reference_function, case)
+        try:
+            expected = _call_trusted(reference_function, case)
+        except Exception as error:  # the instructor's reference: a clear error, not a traceback mid-grading
+            raise AssignmentError(f"the reference {case.function} raised {type(error).__name__}: {error} on case "
+                                  f"{case.id!r} (grader validate shows where)", path=self.path) from error
         question = self.question(case.question)
         declared = {v.name: v for q in (question, *self.questions) for v in q.variants
                     if v.function == case.function and v.implementation is not None}

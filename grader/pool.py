@@ -9,8 +9,10 @@ Student code never runs in these workers: it runs in the sandbox each worker kee
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.util
+import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,8 +40,12 @@ def worker_sandbox(state: dict) -> Any:
     return state["sandbox"]
 
 
-def _init_worker(state: dict) -> None:
+def _init_worker(state: dict, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process to handle
+    # die with the grading process, even on kill -9 (its sandboxes then follow: see sandbox/)
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
     _STATE.clear()
     _STATE.update(state)
 
@@ -57,7 +63,7 @@ def map_in_workers(task: Callable[[dict, Item], Out], items: list[Item], state: 
     items go to ``fallback`` in this process, so the batch still completes.
     """
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_init_worker, initargs=(state,))
+                               initializer=_init_worker, initargs=(state, os.getpid()))
     futures: list[Future] = []
     try:
         futures = [pool.submit(_run_task, task, item) for item in items]

@@ -9,7 +9,11 @@
   values as plain data (no code, no hidden cases);
 - ``.github/workflows/grader.yml``: GitHub Actions running ``grader ci`` on every push;
 - ``README.md``: how to work on the notebook and check it;
-- ``.grader/grader-*.whl`` when grader runs from a source checkout, so CI installs this very version.
+- ``.grader/grader_numeric-<version>-py3-none-any.whl``: this very grader, which the README and the
+  workflow install by its path. The distribution is called ``grader-numeric`` because the name
+  ``grader`` on the public package index belongs to an unrelated package from 2012; the import package
+  and the ``grader`` command keep their names. Nothing is ever installed from the index under grader's
+  name.
 
 Nothing here is specific to one exercise.
 """
@@ -34,6 +38,8 @@ from .submission import ANSWER_PLACEHOLDER  # the loader treats an unchanged pla
 
 WORKFLOW_FILE = Path(".github") / "workflows" / "grader.yml"
 WHEEL_FOLDER = ".grader"
+DISTRIBUTION = "grader-numeric"  # free on PyPI; "grader" there is someone else's (2012) package
+REPORT_FOLDER = "grader-report"
 README_FILE = "README.md"
 NUMPY_IMPORT = "import numpy as np"
 
@@ -41,9 +47,9 @@ NUMPY_IMPORT = "import numpy as np"
 def release(assignment: Assignment, out: Path, *, wheel: bool = True) -> list[Path]:
     """Write the student bundle of ``assignment`` into ``out``; return the files written.
 
-    With ``wheel`` (the default), a grader running from a source checkout is built into a wheel under
-    ``out/.grader/`` for the CI workflow to install; an installed grader needs no wheel (CI installs
-    it from the package index).
+    With ``wheel`` (the default), grader is built from its source checkout into a wheel under
+    ``out/.grader/``, which the README and the CI workflow install by path (there is no fallback to the
+    package index). ``wheel=False`` writes the rest only (for tests of the texts).
     """
     if not assignment.has_reference:
         raise AssignmentError("a bundle is released from the reference folder (reference/<id>/), "
@@ -63,7 +69,7 @@ def release(assignment: Assignment, out: Path, *, wheel: bool = True) -> list[Pa
 
     workflow_path = out / WORKFLOW_FILE
     workflow_path.parent.mkdir(parents=True, exist_ok=True)
-    workflow_path.write_text(workflow_text(), encoding="utf-8")
+    workflow_path.write_text(workflow_text(wheel_name()), encoding="utf-8")
     written.append(workflow_path)
 
     readme_path = out / README_FILE
@@ -72,9 +78,31 @@ def release(assignment: Assignment, out: Path, *, wheel: bool = True) -> list[Pa
 
     if wheel:
         root = source_checkout()
-        if root is not None:
-            written.append(build_wheel(root, out / WHEEL_FOLDER))
+        if root is None:
+            raise GraderError("the bundle ships grader's wheel, which is built from grader's source checkout: run "
+                              "`grader release` from a checkout of grader (pip install -e .)")
+        written.append(build_wheel(root, out / WHEEL_FOLDER))
     return written
+
+
+def version() -> str:
+    """grader's version, from the installed distribution or the checkout's pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        root = source_checkout()
+        if root is not None:
+            match = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(), re.M)
+            if match:
+                return match.group(1)
+        return "0.0.0"
+
+
+def wheel_name() -> str:
+    """The file name of grader's wheel, as pip wheel names it."""
+    return f"{DISTRIBUTION.replace('-', '_')}-{version()}-py3-none-any.whl"
 
 
 # --------------------------------------------------------------------------- the template notebook
@@ -195,20 +223,35 @@ def _join(*parts: str) -> str:
 # --------------------------------------------------------------------------- CI workflow and README
 
 
-def workflow_text() -> str:
-    """The GitHub Actions workflow of a student repository: install grader, run ``grader ci``."""
-    return textwrap.dedent(f"""\
-        # Written by `grader release`: checks the notebook on every push.
-        name: grader
+def workflow_text(wheel: str | None = None) -> str:
+    """The GitHub Actions workflow of a student repository, in GitHub Classroom's conventions.
 
-        on:
-          push:
-          pull_request:
-          workflow_dispatch:
+    Classroom's own template (and its grading reporter) expects a workflow named "Autograding Tests"
+    with one job ``run-autograding-tests``, triggered by push and ``repository_dispatch``, skipping the
+    commits of ``github-classroom[bot]``; ``grader ci`` reports the points as Classroom reads them. The
+    report folder is uploaded as an artifact on every run, pass or fail. grader is installed from the
+    wheel in the repository, never from the package index.
+    """
+    wheel = wheel or wheel_name()
+    return textwrap.dedent(f"""\
+        # Written by `grader release`: checks the notebook on every push and reports the points to
+        # GitHub Classroom. The names below are the ones Classroom looks for; keep them.
+        name: Autograding Tests
+
+        'on':
+          - push
+          - repository_dispatch
+          - workflow_dispatch
+
+        permissions:
+          checks: write
+          actions: read
+          contents: read
 
         jobs:
-          check:
+          run-autograding-tests:
             runs-on: ubuntu-latest
+            if: github.actor != 'github-classroom[bot]'
             timeout-minutes: 15
             steps:
               - uses: actions/checkout@v4
@@ -222,15 +265,16 @@ def workflow_text() -> str:
                   # Ubuntu 24.04 restricts unprivileged user namespaces, which bubblewrap needs.
                   sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 || true
               - name: Install grader
-                run: |
-                  python -m pip install --upgrade pip
-                  if ls {WHEEL_FOLDER}/*.whl >/dev/null 2>&1; then
-                    python -m pip install {WHEEL_FOLDER}/*.whl
-                  else
-                    python -m pip install grader
-                  fi
+                run: python -m pip install {WHEEL_FOLDER}/{wheel}
               - name: Check the submission
-                run: grader ci
+                run: grader ci --out {REPORT_FOLDER}
+              - name: Upload the report
+                if: always()
+                uses: actions/upload-artifact@v4
+                with:
+                  name: {REPORT_FOLDER}
+                  path: {REPORT_FOLDER}/
+                  if-no-files-found: warn
         """)
 
 
@@ -270,16 +314,23 @@ def readme_text(assignment: Assignment) -> str:
     lines += [
         "## Checking your work",
         "",
-        "Install grader and check the notebook against the public test cases (the sheet's worked",
-        "example and a few small cases); the report names what is still missing or wrong:",
+        "Install grader from the wheel in this repository (in a virtual environment, with Python 3.11",
+        "or newer) and check the notebook against the public test cases (the sheet's worked example and",
+        "a few small cases); the report names what is still missing or wrong. Run this in the",
+        "repository's folder:",
         "",
         "```",
-        "pip install grader",
+        f"pip install {WHEEL_FOLDER}/{wheel_name()}",
         f"grader check {notebook}",
         "```",
         "",
+        "Install it only this way: `pip install grader` would fetch an unrelated package of that name.",
+        "",
         "Every push to your repository runs the same check on GitHub (see the Actions tab;",
-        f"`{WORKFLOW_FILE.as_posix()}`). `{BUNDLE_FILE}` holds the public cases; do not edit it.",
+        f"`{WORKFLOW_FILE.as_posix()}`): the run is red while a question that counts for the bonus is",
+        "missing or failing, and green when only optional questions fail. Its report (HTML and JUnit) is",
+        f"attached to every run as the artifact `{REPORT_FOLDER}`. `{BUNDLE_FILE}` holds the public",
+        "cases; do not edit it.",
         "Your final grade also uses further test cases with other inputs and shapes, so a function that",
         "only reproduces the sheet's numbers will not pass them.",
         "",
@@ -300,18 +351,18 @@ def source_checkout() -> Path | None:
 def build_wheel(root: Path, folder: Path) -> Path:
     """Build grader's wheel from ``root`` into ``folder`` with ``pip wheel --no-deps``."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("grader-*.whl"):
+    pattern = f"{DISTRIBUTION.replace('-', '_')}-*.whl"
+    for old in folder.glob(pattern):
         old.unlink()
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(folder), str(root)]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
     except subprocess.CalledProcessError as error:
         detail = (error.stderr or error.stdout or "").strip().splitlines()[-5:]
-        raise GraderError(f"could not build the grader wheel from {root}: " + " / ".join(detail)
-                          + " (release without the wheel, and CI installs grader from the package index)") from None
+        raise GraderError(f"could not build the grader wheel from {root}: " + " / ".join(detail)) from None
     except (OSError, subprocess.TimeoutExpired) as error:
         raise GraderError(f"could not build the grader wheel from {root}: {error}") from None
-    wheels = sorted(folder.glob("grader-*.whl"))
+    wheels = sorted(folder.glob(pattern))
     if not wheels:
         raise GraderError(f"pip wheel built no grader wheel into {folder}")
     return wheels[-1]

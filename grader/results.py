@@ -160,6 +160,7 @@ class QuestionResult:
     manual: bool = False  # score set by a person (review or CSV import)
     comment: str | None = None  # the reviewer's comment
     flag: str | None = None  # for the instructor: e.g. passes the published cases only (a lookup table?)
+    answer_note: str | None = None  # written questions: why the answer was not placed with confidence
 
     @classmethod
     def from_dict(cls, data: dict) -> "QuestionResult":
@@ -266,6 +267,8 @@ class SubmissionResult:
     assignment_version: str = ""  # hash of the assignment definition
     graded_at: str = ""  # ISO 8601, UTC
     duration: float = 0.0  # seconds of wall time
+    participant_id: str = ""  # Moodle's participant id ("Participant <id>" in its worksheet), when known
+    isolation_detail: str = ""  # what that isolation level held on the grading machine (README)
 
     def to_dict(self) -> dict:
         return plain(self)

@@ -3,7 +3,12 @@
 Results are stored as the JSON of :meth:`SubmissionResult.to_dict` (the one source every report and
 export is rendered from) plus one row per question for queries. Manual decisions live in their own
 table keyed by (assignment, student, question), so they survive any number of regrades; grader.score
-applies them on top of the recorded results.
+applies them on top of the recorded results. Every change of a decision is also appended to
+``decision_log`` (what it was before, what it became, who, from where, when): the review app shows
+what a change replaced and undoes a change only while nobody has changed that answer since. Each
+change is one ``BEGIN IMMEDIATE`` transaction, so concurrent reviewers -- threads of one review app or
+two apps on one file -- never lose each other's updates. Handed-in notebooks are kept (compressed,
+once per content hash) so a reviewer can read an answer in its notebook after the upload is gone.
 
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` is applied in order, each step
 in one transaction, so an older gradebook is upgraded when it is opened.
@@ -15,13 +20,14 @@ import csv
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .assignment import Assignment
-from .errors import GradebookError
+from .errors import GradebookError, GraderError
 from .results import ManualDecision, SubmissionResult
 
 GRADEBOOK_FILE = "gradebook.sqlite"
@@ -116,10 +122,31 @@ def _script(sql: str) -> Migration:
     return apply
 
 
+_V3 = """
+CREATE TABLE decision_log (
+    id INTEGER PRIMARY KEY,
+    assignment TEXT NOT NULL,
+    student TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    reviewer TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX decision_log_answer ON decision_log (assignment, student, question_id, id);
+CREATE TABLE handed_in (
+    content_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+
 # MIGRATIONS[i] takes a gradebook from user_version i to i + 1. Append; never edit a released step.
 MIGRATIONS: list[list[Migration]] = [
     [_script(_V1)],
     [_script(_V2), _v2_backfill],
+    [_script(_V3)],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -253,14 +280,59 @@ class Gradebook:
 
     # ----------------------------------------------------------------------- decisions
 
-    def set_decision(self, assignment_id: str, student: str, decision: ManualDecision) -> None:
-        """Store (replace) the decision on one question of one student; committed at once."""
-        decided_at = decision.decided_at or _now()
+    def set_decision(self, assignment_id: str, student: str, decision: ManualDecision,
+                     source: str = "api") -> DecisionChange:
+        """Store (replace) the decision on one question of one student; committed at once, logged."""
+        stored = replace(decision, decided_at=decision.decided_at or _now())
+        return self.change_decision(assignment_id, student, decision.question_id, lambda _: stored,
+                                    reviewer=decision.reviewer, source=source)
+
+    def change_decision(self, assignment_id: str, student: str, question_id: str,
+                        change: Callable[[ManualDecision | None], ManualDecision | None], *, reviewer: str,
+                        source: str) -> DecisionChange:
+        """Read, change and write one decision in one transaction (``change(None)`` for an open answer;
+        returning None reopens it). Concurrent changes, also from another process, are serialised."""
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (assignment_id, student, decision.question_id, _flag(decision.accepted), decision.score,
-                 decision.comment, decision.reviewer, decided_at))
+            before = _read_decision(db, assignment_id, student, question_id)
+            after = change(before)
+            if after is before:  # nothing to change
+                return DecisionChange(0, student, question_id, before, after, reviewer, source, _now())
+            return _write_decision(db, assignment_id, student, question_id, before, after, reviewer, source)
+
+    def undo(self, assignment_id: str, student: str, question_id: str, log_id: int, reviewer: str) -> DecisionChange:
+        """Undo logged change ``log_id``: restore what the answer was before it, but only while the answer
+        is still as that change left it. Otherwise raise :class:`DecisionConflict` naming the newer change."""
+        with self._transaction() as db:
+            row = db.execute("SELECT before, after FROM decision_log WHERE id = ? AND assignment = ? AND student = ? "
+                             "AND question_id = ?", (log_id, assignment_id, student, question_id)).fetchone()
+            if row is None:
+                raise DecisionConflict(f"no change {log_id} on {student}'s answer to {question_id}")
+            current = _read_decision(db, assignment_id, student, question_id)
+            if _decision_json(current) != row[1]:
+                newest = _newest_change(db, assignment_id, student, question_id)
+                by = f" by {newest.reviewer} ({newest.source}, {newest.at})" if newest else ""
+                raise DecisionConflict(f"{student}'s answer to {question_id} was changed since{by}; not undone")
+            return _write_decision(db, assignment_id, student, question_id, current, _decision_from_json(row[0]),
+                                   reviewer, "undo")
+
+    def last_changes(self, assignment_id: str) -> dict[str, dict[str, DecisionChange]]:
+        """student -> question id -> the newest logged change of that answer."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM decision_log WHERE id IN (SELECT MAX(id) FROM decision_log WHERE assignment = ? "
+                "GROUP BY student, question_id)", (assignment_id,)).fetchall()
+        found: dict[str, dict[str, DecisionChange]] = {}
+        for row in rows:
+            change = _change_from_row(row)
+            found.setdefault(change.student, {})[change.question_id] = change
+        return found
+
+    def history(self, assignment_id: str, student: str, question_id: str) -> list[DecisionChange]:
+        """Every logged change of one answer, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM decision_log WHERE assignment = ? AND student = ? AND "
+                                    "question_id = ? ORDER BY id", (assignment_id, student, question_id)).fetchall()
+        return [_change_from_row(row) for row in rows]
 
     def decisions(self, assignment_id: str, student: str) -> dict[str, ManualDecision]:
         """question id -> decision, for one student."""
@@ -280,11 +352,113 @@ class Gradebook:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY student, question_id", params).fetchall()
         found: dict[str, dict[str, ManualDecision]] = {}
-        for student, question_id, accepted, score, comment, reviewer, decided_at in rows:
-            found.setdefault(student, {})[question_id] = ManualDecision(
-                question_id=question_id, accepted=None if accepted is None else bool(accepted), score=score,
-                comment=comment, reviewer=reviewer, decided_at=decided_at)
+        for student, question_id, *values in rows:
+            found.setdefault(student, {})[question_id] = _decision_from_row(question_id, values)
         return found
+
+    # ----------------------------------------------------------------------- handed-in notebooks
+
+    def keep_handed_in(self, content_hash: str | None, path: Path) -> bool:
+        """Keep the notebook a submission hands in (once per content hash), for the review app's notebook
+        view: a file, or the notebook chosen from a folder or zip. Python modules are not kept.
+        Returns whether a notebook for this hash is kept."""
+        from .submission import _read_submission_bytes
+
+        if not content_hash:
+            return False
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM handed_in WHERE content_hash = ?", (content_hash,)).fetchone():
+                return True
+        try:
+            name, data = _read_submission_bytes(Path(path))
+        except (GraderError, OSError, ValueError):
+            return False
+        if not name.lower().endswith(".ipynb"):
+            return False
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO handed_in VALUES (?, ?, ?)",
+                       (content_hash, Path(name).name, zlib.compress(data, 6)))
+        return True
+
+    def handed_in(self, content_hash: str) -> tuple[str, bytes] | None:
+        """(file name, bytes) of a kept notebook, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT name, data FROM handed_in WHERE content_hash = ?",
+                                   (content_hash,)).fetchone()
+        return None if row is None else (row[0], zlib.decompress(row[1]))
+
+
+@dataclass(frozen=True)
+class DecisionChange:
+    """One logged change of a decision: ``before``/``after`` are None for an open answer."""
+
+    id: int
+    student: str
+    question_id: str
+    before: ManualDecision | None
+    after: ManualDecision | None
+    reviewer: str
+    source: str  # "review", "import", "undo", "api"
+    at: str
+
+
+class DecisionConflict(GradebookError):
+    """An undo that would overwrite a newer change by someone else."""
+
+
+def _decision_from_row(question_id: str, values) -> ManualDecision:
+    accepted, score, comment, reviewer, decided_at = values
+    return ManualDecision(question_id=question_id, accepted=None if accepted is None else bool(accepted),
+                          score=score, comment=comment, reviewer=reviewer, decided_at=decided_at)
+
+
+def _read_decision(db: sqlite3.Connection, assignment_id: str, student: str, question_id: str) -> ManualDecision | None:
+    row = db.execute("SELECT accepted, score, comment, reviewer, decided_at FROM decisions WHERE assignment = ? "
+                     "AND student = ? AND question_id = ?", (assignment_id, student, question_id)).fetchone()
+    return None if row is None else _decision_from_row(question_id, row)
+
+
+def _decision_json(decision: ManualDecision | None) -> str | None:
+    if decision is None:
+        return None
+    return json.dumps([None if decision.accepted is None else bool(decision.accepted),
+                       None if decision.score is None else float(decision.score), decision.comment,
+                       decision.reviewer, decision.decided_at])
+
+
+def _decision_from_json(text: str | None, question_id: str = "") -> ManualDecision | None:
+    return None if text is None else _decision_from_row(question_id, json.loads(text))
+
+
+def _write_decision(db: sqlite3.Connection, assignment_id: str, student: str, question_id: str,
+                    before: ManualDecision | None, after: ManualDecision | None, reviewer: str,
+                    source: str) -> DecisionChange:
+    if after is None:
+        db.execute("DELETE FROM decisions WHERE assignment = ? AND student = ? AND question_id = ?",
+                   (assignment_id, student, question_id))
+    else:
+        after = replace(after, question_id=question_id, decided_at=after.decided_at or _now())
+        db.execute("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (assignment_id, student, question_id, _flag(after.accepted), after.score, after.comment,
+                    after.reviewer, after.decided_at))
+    at = _now()
+    log_id = db.execute("INSERT INTO decision_log (assignment, student, question_id, before, after, reviewer, source, "
+                        "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (assignment_id, student, question_id,
+                                                                _decision_json(before), _decision_json(after),
+                                                                reviewer, source, at)).lastrowid
+    return DecisionChange(log_id, student, question_id, before, after, reviewer, source, at)
+
+
+def _change_from_row(row) -> DecisionChange:
+    log_id, _, student, question_id, before, after, reviewer, source, at = row
+    return DecisionChange(log_id, student, question_id, _decision_from_json(before, question_id),
+                          _decision_from_json(after, question_id), reviewer, source, at)
+
+
+def _newest_change(db: sqlite3.Connection, assignment_id: str, student: str, question_id: str) -> DecisionChange | None:
+    row = db.execute("SELECT * FROM decision_log WHERE assignment = ? AND student = ? AND question_id = ? "
+                     "ORDER BY id DESC LIMIT 1", (assignment_id, student, question_id)).fetchone()
+    return None if row is None else _change_from_row(row)
 
 
 class _Transaction:
@@ -318,13 +492,38 @@ class _Row:
     decision: ManualDecision
 
 
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: changes stored (``before`` shows a decision it replaced), and rows not stored
+    because the gradebook holds a newer decision for that answer (newest wins)."""
+
+    stored: list[DecisionChange]
+    kept: list[tuple[int, ManualDecision, ManualDecision]]  # (line, the row's decision, the newer one kept)
+
+    @property
+    def overwritten(self) -> list[DecisionChange]:
+        return [c for c in self.stored if c.before is not None and _decision_json(c.before) != _decision_json(c.after)]
+
+
 def import_decisions_csv(gradebook: Gradebook, assignment: Assignment, csv_path: Path, reviewer: str = "csv") -> int:
-    """Read manual decisions from a spreadsheet export; returns how many were stored.
+    """Read manual decisions from a spreadsheet export; returns how many were stored (see :func:`import_decisions`)."""
+    return len(import_decisions(gradebook, assignment, csv_path, reviewer).stored)
+
+
+def import_decisions(gradebook: Gradebook, assignment: Assignment, csv_path: Path, reviewer: str = "csv") -> Imported:
+    """Read manual decisions from a spreadsheet export into the gradebook.
 
     Columns (header row, any order, case-insensitive): ``student``, ``question``, and at least one of
-    ``accepted`` (yes/no/1/0/true/false), ``score``, ``comment``. Comma or semicolon separated (German
-    spreadsheets write ``;`` and decimal commas, both understood). Every row is checked first; when any
-    is bad nothing is stored and the error lists each bad row by its line number.
+    ``accepted`` (yes/no/1/0/true/false), ``score``, ``comment``; optionally ``decided_at`` (ISO 8601
+    date or time, UTC when no zone is given; without it a row is decided at the time of the import).
+    Comma or semicolon separated (German spreadsheets write ``;`` and decimal commas, both understood).
+    Every row is checked first; when any is bad nothing is stored and the error lists each bad row by
+    its line number.
+
+    Which decision wins -- this import or one made in the review app -- is the same rule everywhere:
+    the newest. A row newer than the gradebook's decision replaces it (the replaced decision is in
+    ``Imported.overwritten`` and in the decision log, shown on the review card); a row older than it
+    is not stored and is listed in ``Imported.kept``.
     """
     csv_path = Path(csv_path)
     try:
@@ -346,24 +545,48 @@ def import_decisions_csv(gradebook: Gradebook, assignment: Assignment, csv_path:
     questions = {q.id: q for q in assignment.questions}
     known_students = {r.student for r in gradebook.latest_results(assignment.id)}
     rows, problems = [], []
+    now = _now()
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
         values = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header)}
         try:
-            rows.append(_parse_row(number, values, questions, known_students, reviewer))
+            rows.append(_parse_row(number, values, questions, known_students, reviewer, now))
         except ValueError as problem:
             problems.append(f"line {number}: {problem}")
     if problems:
         shown = "\n  ".join(problems[:20]) + ("\n  …" if len(problems) > 20 else "")
         raise GradebookError(f"{csv_path}: {len(problems)} bad row(s), nothing imported:\n  {shown}")
+    stored, kept = [], []
     for row in rows:
-        gradebook.set_decision(assignment.id, row.student, row.decision)
-    return len(rows)
+        newer: list[ManualDecision] = []
+
+        def newest_wins(current: ManualDecision | None, row: _Row = row, newer: list = newer) -> ManualDecision | None:
+            if current is not None and _instant(current.decided_at) > _instant(row.decision.decided_at):
+                newer.append(current)
+                return current
+            return row.decision
+
+        change = gradebook.change_decision(assignment.id, row.student, row.decision.question_id, newest_wins,
+                                           reviewer=reviewer, source="import")
+        if newer:
+            kept.append((row.number, row.decision, newer[0]))
+        else:
+            stored.append(change)
+    return Imported(stored, kept)
+
+
+def _instant(stamp: str) -> datetime:
+    """An ISO 8601 time (or date) as an aware UTC datetime; naive ones are UTC; unreadable ones the oldest."""
+    try:
+        moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _parse_row(number: int, values: dict[str, str], questions: dict, known_students: set[str],
-               reviewer: str) -> _Row:
+               reviewer: str, now: str) -> _Row:
     student, question_id = values.get("student", ""), values.get("question", "")
     if not student:
         raise ValueError("the student is empty")
@@ -393,4 +616,13 @@ def _parse_row(number: int, values: dict[str, str], questions: dict, known_stude
     comment = values.get("comment") or None
     if accepted is None and score is None and comment is None:
         raise ValueError("nothing to import: accepted, score and comment are all empty")
-    return _Row(number, student, ManualDecision(question_id, accepted, score, comment, reviewer, _now()))
+    decided_at = now
+    if values.get("decided_at"):
+        try:
+            moment = datetime.fromisoformat(values["decided_at"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"decided_at must be an ISO 8601 date or time such as 2024-06-27T14:30, "
+                             f"got {values['decided_at']!r}") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        decided_at = moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return _Row(number, student, ManualDecision(question_id, accepted, score, comment, reviewer, decided_at))

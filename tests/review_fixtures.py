@@ -393,3 +393,52 @@ def second_run(course: Course, changed: int = 25, seed: int = 2) -> list[Submiss
         else:
             results.append(replace(result, graded_at="2024-06-27T10:00:00+00:00"))
     return results
+
+
+# --------------------------------------------------------------------------- handed-in notebooks
+
+PWN_MARKERS = ("__pwned_markdown", "__pwned_onerror", "__pwned_js", "__pwned_raw", "__pwned_svg")
+
+
+def handed_in_notebook(course: Course, student: str, hostile: bool = False) -> bytes:
+    """The notebook a student of the course could have handed in: their answers in markdown cells, their
+    code with a printed output and a small PNG plot; ``hostile`` adds a script in markdown, an HTML output
+    with ``onerror``, a JavaScript output, a raw HTML cell and an SVG output with a script (none may run)."""
+    import base64
+    import zlib
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
+
+    def png(width: int, height: int) -> str:  # a red square, a real PNG
+        raw = b"".join(b"\0" + b"\xff\x00\x00" * width for _ in range(height))
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            body = kind + data
+            return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+        header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00"
+        data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+        return base64.b64encode(data).decode()
+
+    cells = [new_markdown_cell("# Exercise 1: PEFT\n\nScratch notes: *try the rank 4 first*.")]
+    for qid, text in course.answers[student].items():
+        cells.append(new_markdown_cell(f"### Answer {qid}\n{text}"))
+    cells.append(new_code_cell(course.code[student], execution_count=1, outputs=[
+        new_output("stream", name="stdout", text="loss 0.25 after 10 steps\n"),
+        new_output("display_data", data={"image/png": png(24, 16), "text/plain": "<Figure>"})]))
+    if hostile:
+        cells += [
+            new_markdown_cell("Look: <script>window.__pwned_markdown = 1; document.title = 'pwned'</script> "
+                              "<img src=x onerror=\"window.__pwned_onerror = 1\"> [click](javascript:window.__pwned_js=1)"),
+            new_code_cell("display(HTML(...))", execution_count=2, outputs=[
+                new_output("display_data", data={"text/html": "<b>bold output</b><img src=nope "
+                                                               "onerror=\"window.__pwned_onerror = 2\">",
+                                                 "text/plain": "<HTML>"}),
+                new_output("display_data", data={"application/javascript": "window.__pwned_js = 2",
+                                                 "text/plain": "<Javascript>"}),
+                new_output("display_data", data={"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg'>"
+                                                                  "<script>window.__pwned_svg = 1</script></svg>"})]),
+            new_raw_cell("<script>window.__pwned_raw = 1</script>", metadata={"format": "text/html"}),
+        ]
+    return nbformat.writes(new_notebook(cells=cells)).encode()

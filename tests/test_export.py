@@ -8,6 +8,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import report_fixtures as fx
@@ -78,13 +79,13 @@ def test_moodle_worksheet_layout(results, assignment):
     identities = {"anna.k": ("Participant 1234", "Anna König"), "dora.p": ("Participant 77", "Dora P")}
     text = moodle_worksheet_csv(results, assignment, identities)
     first_line = text.splitlines()[0]
-    assert first_line == ('"Identifier","Full name","Email address","Status","Grade","Maximum Grade",'
+    assert first_line == ('"Identifier","Full name","Email address","Status","Grade","Maximum grade",'
                           '"Grade can be changed","Last modified (submission)","Last modified (grade)",'
                           '"Feedback comments"')
     parsed = rows(text)
     assert [r["Identifier"] for r in parsed] == ["Participant 1234", "Participant 77"]
     anna, dora = parsed
-    assert anna["Full name"] == "Anna König" and anna["Grade"] == "12.00" and anna["Maximum Grade"] == "12.00"
+    assert anna["Full name"] == "Anna König" and anna["Grade"] == "12.00" and anna["Maximum grade"] == "12.00"
     assert anna["Grade can be changed"] == "Yes"
     assert anna["Last modified (grade)"] == "Friday, 14 June 2024, 10:05 AM"
     assert anna["Feedback comments"].startswith("Bonus awarded")
@@ -93,42 +94,8 @@ def test_moodle_worksheet_layout(results, assignment):
 
 # --------------------------------------------------------------------------- Gradescope
 
-GRADESCOPE_SCHEMA = {
-    "type": "object",
-    "required": ["tests"],
-    "properties": {
-        "score": {"type": "number"},
-        "max_score": {"type": "number"},
-        "execution_time": {"type": "number"},
-        "output": {"type": "string"},
-        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
-        "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
-        "stdout_visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
-        "extra_data": {"type": "object"},
-        "tests": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "score", "max_score"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string"},
-                    "number": {"type": "string"},
-                    "score": {"type": "number"},
-                    "max_score": {"type": "number"},
-                    "status": {"enum": ["passed", "failed"]},
-                    "output": {"type": "string"},
-                    "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
-                    "extra_data": {"type": "object"},
-                },
-            },
-        },
-        "leaderboard": {"type": "array"},
-    },
-    "additionalProperties": False,
-}
+DATA = Path(__file__).parent / "data"
+GRADESCOPE_SCHEMA = json.loads((DATA / "gradescope-results.schema.json").read_text())
 
 
 @pytest.mark.parametrize("build", [fx.perfect, fx.wrong_matrix, fx.errors_and_timeouts, fx.pending, fx.unreadable,
@@ -138,10 +105,13 @@ def test_gradescope_results_match_their_format(build, assignment):
     result = build()
     document = json.loads(json.dumps(gradescope_results(result, assignment)))  # plain JSON
     jsonschema.validate(document, GRADESCOPE_SCHEMA)
+    assert "max_score" not in document  # not a key of Gradescope's specification
     assert document["score"] == result.score
-    assert len(document["tests"]) == len(assignment.questions)
-    assert sum(t["score"] for t in document["tests"]) == pytest.approx(result.score)
-    assert sum(t["max_score"] for t in document["tests"]) == pytest.approx(document["max_score"])
+    assert {t["number"].rstrip("h") for t in document["tests"]} == {q.id for q in assignment.questions}
+    assert sum(t["score"] for t in document["tests"]) == pytest.approx(result.score, abs=0.01)
+    assert sum(t["max_score"] for t in document["tests"]) == pytest.approx(sum(q.points for q in assignment.questions))
+    again = gradescope_results(replace(result, duration=result.duration + 1), assignment)
+    assert [t["name"] for t in again["tests"]] == [t["name"] for t in document["tests"]]  # stable names
 
 
 def test_gradescope_statuses_and_output(assignment):
@@ -158,67 +128,7 @@ def test_gradescope_statuses_and_output(assignment):
 
 # --------------------------------------------------------------------------- JUnit
 
-JUNIT_XSD = """<?xml version="1.0" encoding="UTF-8"?>
-<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" elementFormDefault="qualified">
-  <xs:complexType name="outcome">
-    <xs:simpleContent>
-      <xs:extension base="xs:string">
-        <xs:attribute name="message" type="xs:string"/>
-        <xs:attribute name="type" type="xs:string"/>
-      </xs:extension>
-    </xs:simpleContent>
-  </xs:complexType>
-  <xs:element name="testsuites">
-    <xs:complexType>
-      <xs:sequence>
-        <xs:element name="testsuite" minOccurs="0" maxOccurs="unbounded">
-          <xs:complexType>
-            <xs:sequence>
-              <xs:element name="properties" minOccurs="0">
-                <xs:complexType>
-                  <xs:sequence>
-                    <xs:element name="property" minOccurs="0" maxOccurs="unbounded">
-                      <xs:complexType>
-                        <xs:attribute name="name" type="xs:string" use="required"/>
-                        <xs:attribute name="value" type="xs:string" use="required"/>
-                      </xs:complexType>
-                    </xs:element>
-                  </xs:sequence>
-                </xs:complexType>
-              </xs:element>
-              <xs:element name="testcase" minOccurs="0" maxOccurs="unbounded">
-                <xs:complexType>
-                  <xs:choice minOccurs="0">
-                    <xs:element name="failure" type="outcome"/>
-                    <xs:element name="error" type="outcome"/>
-                    <xs:element name="skipped" type="outcome"/>
-                  </xs:choice>
-                  <xs:attribute name="name" type="xs:string" use="required"/>
-                  <xs:attribute name="classname" type="xs:string" use="required"/>
-                  <xs:attribute name="time" type="xs:decimal"/>
-                </xs:complexType>
-              </xs:element>
-            </xs:sequence>
-            <xs:attribute name="name" type="xs:string" use="required"/>
-            <xs:attribute name="tests" type="xs:nonNegativeInteger" use="required"/>
-            <xs:attribute name="failures" type="xs:nonNegativeInteger" use="required"/>
-            <xs:attribute name="errors" type="xs:nonNegativeInteger" use="required"/>
-            <xs:attribute name="skipped" type="xs:nonNegativeInteger"/>
-            <xs:attribute name="time" type="xs:decimal"/>
-            <xs:attribute name="timestamp" type="xs:dateTime"/>
-          </xs:complexType>
-        </xs:element>
-      </xs:sequence>
-      <xs:attribute name="name" type="xs:string"/>
-      <xs:attribute name="tests" type="xs:nonNegativeInteger"/>
-      <xs:attribute name="failures" type="xs:nonNegativeInteger"/>
-      <xs:attribute name="errors" type="xs:nonNegativeInteger"/>
-      <xs:attribute name="skipped" type="xs:nonNegativeInteger"/>
-      <xs:attribute name="time" type="xs:decimal"/>
-    </xs:complexType>
-  </xs:element>
-</xs:schema>
-"""
+JENKINS_JUNIT_XSD = DATA / "jenkins-xunit-junit-10.xsd"  # jenkinsci/xunit-plugin's junit-10.xsd, unchanged
 
 
 def test_junit_xml_counts_and_outcomes(results, assignment):
@@ -231,19 +141,24 @@ def test_junit_xml_counts_and_outcomes(results, assignment):
     assert len(cases) == len(assignment.questions) == int(ben.get("tests"))
     assert ben.get("failures") == "1" and ben.get("errors") == "0" and ben.get("skipped") == "0"
     failed = [c for c in cases if c.find("failure") is not None]
-    assert [c.get("name") for c in failed] == ["4.2d encoder_layer [0/2 pts]"]
-    assert failed[0].find("failure").get("message") == "Wrong output in 2 of 3 cases."
+    assert [c.get("name") for c in failed] == ["4.2d encoder_layer"]  # no score in the name: stable
+    assert failed[0].find("failure").get("message") == "0/2 points: Wrong output in 2 of 3 cases."
     carl = suites["carl.o"]
     assert carl.get("errors") == "2"
     assert {e.get("type") for e in carl.iter("error")} == {"error", "timeout"}
-    assert suites["emil.r"].get("skipped") == "6"
-    assert suites["dora.p"].get("skipped") == "2" and suites["dora.p"].get("failures") == "0"
+    assert suites["emil.r"].get("skipped") == "6"  # written answers awaiting review
+    assert suites["dora.p"].get("skipped") == "0" and suites["dora.p"].get("failures") == "2"  # missing = failure
+    assert {f.get("type") for f in suites["dora.p"].iter("failure")} == {"missing"}
     finn = suites["finn.s"]
     assert finn.find("testcase/error").get("type") == "submission"
-    for key in ("tests", "failures", "errors", "skipped"):
+    assert root.get("skipped") is None  # the Jenkins schema has no skipped attribute on <testsuites>
+    for key in ("tests", "failures", "errors"):
         assert int(root.get(key)) == sum(int(s.get(key)) for s in suites.values())
     props = {p.get("name"): p.get("value") for p in ben.find("properties")}
-    assert props == {"score": "10", "max_score": "12", "bonus": "yes", "isolation": "namespaces"}
+    assert {k: v for k, v in props.items() if not k.startswith("points ")} == {
+        "score": "10", "max_score": "12", "bonus": "yes", "isolation": "namespaces"}
+    assert props["points 4.2d"] == "0/2" and props["points 4.1a"] == "1/1"
+    assert ben.get("time") == f"{results[1].duration:.3f}" and "time" not in cases[0].attrib
 
 
 def test_junit_xml_survives_control_characters(assignment):
@@ -255,8 +170,9 @@ def test_junit_xml_survives_control_characters(assignment):
 
 def test_junit_xml_validates_against_xsd(results, assignment):
     xmlschema = pytest.importorskip("xmlschema")
-    schema = xmlschema.XMLSchema(JUNIT_XSD)
+    schema = xmlschema.XMLSchema(str(JENKINS_JUNIT_XSD))
     schema.validate(junit_xml(results, assignment))
+    schema.validate(junit_xml([], assignment))
 
 
 # --------------------------------------------------------------------------- step summary
@@ -305,3 +221,18 @@ def test_write_exports(tmp_path, results, assignment):
     json.loads((tmp_path / "gradescope" / "anna.k.json").read_text(encoding="utf-8"))
     without = write_exports(results, assignment, tmp_path / "plain")
     assert not any(p.name.startswith("moodle") for p in without)
+
+
+def test_gradescope_hidden_cases_are_after_published_and_reveal_nothing(assignment):
+    result = fx.hidden_values()
+    questions = dict(result.questions)
+    leaked = questions["4.2b"].cases[0]
+    printed = replace(leaked, output=f"X = {fx.HIDDEN_INPUT_MARKER}", message=f"got {fx.HIDDEN_MARKER}")
+    questions["4.2b"] = replace(questions["4.2b"], cases=(printed,))
+    document = gradescope_results(replace(result, questions=questions), assignment)
+    text = json.dumps(document)
+    assert str(fx.HIDDEN_MARKER) not in text and str(fx.HIDDEN_INPUT_MARKER) not in text
+    hidden = [t for t in document["tests"] if t["name"] == "4.2b self_attention (hidden cases)"]
+    assert hidden and hidden[0]["visibility"] == "after_published"
+    assert hidden[0]["output"] == "0 of 1 hidden test cases passed."
+    assert document["stdout_visibility"] == "hidden"

@@ -85,18 +85,21 @@ def test_nbformat3_is_upgraded(tmp_path):
     assert submission.answers == {"2.1": "Old notebooks count too."}
 
 
-def test_module_answers_and_percent_cells(tmp_path):
+def test_module_answers_and_statement_cells(tmp_path):
     path = tmp_path / "bob.py"
     path.write_text('import numpy as np\n# %%\nANSWER_2_1 = """Frozen weights."""\nANSWER_4_3D = "Prefix."\n'
-                    '# %%\ndef project(X, W):\n    return X @ W\n')
+                    'print(np.eye(2))\n# %%\ndef project(X, W):\n    return X @ W\n')
     submission = load_submission(path, QUESTIONS)
     assert submission.kind == "module"
+    assert submission.run_as == "bob"  # imported under its own name, not run as __main__
     assert submission.answers == {"2.1": "Frozen weights.", "4.3d": "Prefix."}
-    assert len(submission.cells) == 3
+    # definitions, imports and constants share a cell; the print statement is a cell of its own
+    assert [c.source.strip().splitlines()[0] for c in submission.cells] == [
+        "import numpy as np", "print(np.eye(2))", "def project(X, W):"]
     assert all(c.label == "bob.py" for c in submission.cells)
-    # padding keeps the file's line numbers: the def is on line 6 of the file
+    # padding keeps the file's line numbers: the def is on line 7 of the file
     code = compile(submission.cells[2].source, "bob.py", "exec")
-    assert code.co_consts[0].co_firstlineno == 6
+    assert code.co_consts[0].co_firstlineno == 7
     assert answer_variable("4.3d") == "ANSWER_4_3D"
 
 
@@ -168,3 +171,78 @@ def test_corrupt_zip_and_ambiguous_folder(tmp_path):
     (folder / "b.ipynb").write_text("{}")
     with pytest.raises(SubmissionError, match="several"):
         load_submission(folder)
+
+
+def test_module_statements_become_cells_with_the_files_line_numbers(tmp_path):
+    path = tmp_path / "carol.py"
+    path.write_text('"""Carol\'s solution."""\nfrom __future__ import annotations\nimport numpy as np\n\n'
+                    'print("demo")\n\n@np.vectorize\ndef relu(x: Tensor) -> float:\n    return max(x, 0.0)\n\n'
+                    'def softmax(x: np.ndarray) -> np.ndarray:\n    return x\n'
+                    'if __name__ == "__main__":\n    print(softmax(np.zeros(2)))\n')
+    cells = load_submission(path, QUESTIONS).cells
+    firsts = [c.source.strip().splitlines()[0] for c in cells]
+    assert firsts == ['"""Carol\'s solution."""', 'from __future__ import annotations', 'from __future__ import annotations']
+    assert "print(\"demo\")" in cells[1].source and "def relu" in cells[2].source and "def softmax" in cells[2].source
+    namespace: dict = {"__name__": "carol"}
+    for cell in cells:  # each cell compiles alone, at the file's own line numbers, annotations postponed
+        code = compile(cell.source, "carol.py", "exec")
+        if "def relu" in cell.source:
+            assert [c for c in code.co_consts if hasattr(c, "co_firstlineno")][0].co_firstlineno == 7  # its decorator
+        exec(code, namespace)
+    assert namespace["relu"].pyfunc.__annotations__ == {"x": "Tensor", "return": "float"}
+
+
+def test_nbconvert_script_and_ipython_lines_in_a_module(tmp_path):
+    path = tmp_path / "exported.py"
+    path.write_text("#!/usr/bin/env python\n# coding: utf-8\n\n# In[1]:\n\n\n"
+                    "get_ipython().run_line_magic('matplotlib', 'inline')\nget_ipython().system('pip install torch')\n"
+                    "files = get_ipython().getoutput('ls')\nimport numpy as np\n\n\n# In[2]:\n\n\n"
+                    "get_ipython().run_cell_magic('bash', '', 'rm -rf /\\n')\ndef project(X, W):\n    return X @ W\n")
+    submission = load_submission(path, QUESTIONS)
+    source = "".join(c.source for c in submission.cells)
+    assert "get_ipython" not in source and "rm -rf" not in source and "files = []" in source
+    notes = [n for c in submission.cells for n in c.notes]
+    assert any("!pip install torch" in n for n in notes) and any("%%bash" in n for n in notes)
+    path.write_text('%matplotlib inline\n!pip install torch\nimport numpy as np\nTEXT = """\n!keep %this\n"""\n')
+    submission = load_submission(path, QUESTIONS)
+    namespace: dict = {}
+    for cell in submission.cells:
+        exec(compile(cell.source, "exported.py", "exec"), namespace)
+    assert namespace["TEXT"] == "\n!keep %this\n"  # lines inside strings are left alone
+
+
+def test_a_module_that_does_not_parse_loses_only_the_broken_statement(tmp_path):
+    path = tmp_path / "typo.py"
+    path.write_text("import numpy as np\n\ndef broken(x:\n    return x\n\ndef project(X, W):\n    return (X @\n"
+                    "            W)\n\nANSWER_2_1 = 'still read'\n")
+    submission = load_submission(path, QUESTIONS)
+    namespace: dict = {}
+    failed = []
+    for cell in submission.cells:
+        try:
+            exec(compile(cell.source, "typo.py", "exec"), namespace)
+        except SyntaxError as error:
+            failed.append(error.lineno)
+    assert failed == [3] and callable(namespace["project"]) and "np" in namespace
+    assert submission.answers == {"2.1": "still read"}
+
+
+def test_imports_the_sandbox_lacks_are_skipped_once_and_the_next_import_still_runs(tmp_path):
+    path = write_notebook(tmp_path / "plots.ipynb", [
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport numpy as np, scipy.linalg as la\n"
+                                  "from torch import nn; import math"),
+        nbformat.v4.new_code_cell("try:\n    import torch\nexcept ImportError:\n    torch = None\n"
+                                  "import matplotlib\nx = np.ones(2)"),
+    ])
+    submission = load_submission(path, QUESTIONS, packages=("numpy",))
+    first, second = submission.cells
+    namespace: dict = {}
+    exec(compile(first.source, "cell 1", "exec"), namespace)
+    assert "np" in namespace and "math" in namespace and "plt" not in namespace
+    assert first.source.count("\n") == 2  # line numbers kept
+    assert [n.split(";")[0] for n in first.notes] == [
+        "matplotlib is not available while grading", "scipy is not available while grading",
+        "torch is not available while grading"]
+    assert "import torch" in second.source  # inside try: the student handles it
+    assert second.notes == ()  # matplotlib was reported once already
+    assert submission.unavailable == {"plt": "matplotlib", "la": "scipy", "nn": "torch", "matplotlib": "matplotlib"}

@@ -9,11 +9,13 @@ spreadsheet formulas in CSV cells, control characters in XML, table syntax in Ma
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from ..results import QuestionResult, Status, SubmissionResult
 from .html import bonus_sentence, bonus_word, overall_status, points, safe_filename
 
 MOODLE_HEADER = (
-    "Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
+    "Identifier", "Full name", "Email address", "Status", "Grade", "Maximum grade", "Grade can be changed",
     "Last modified (submission)", "Last modified (grade)", "Feedback comments",
 )
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub allows 1 MiB per step; stay below it
@@ -57,8 +59,10 @@ def moodle_worksheet_csv(results: Iterable[SubmissionResult], assignment: Assign
 
     ``identities`` maps a student id to (identifier, full name), e.g. ("Participant 1234", "Anna K").
     Students without an identity are left out: Moodle could not match them. Moodle reads Identifier,
-    Grade and Feedback comments; "Last modified (grade)" is the grading time, so a newer grade entered
-    in Moodle is not overwritten unless the teacher allows it on import.
+    Grade and Feedback comments (stored as HTML, so the text is escaped); "Last modified (grade)" is
+    the grading time, so a newer grade entered in Moodle is not overwritten unless the teacher allows
+    it on import. The headers are an English Moodle 4.x's: a worksheet downloaded from Moodle and
+    filled by :mod:`grader.course.worksheet` is the one that works in every language.
     """
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
@@ -71,7 +75,7 @@ def moodle_worksheet_csv(results: Iterable[SubmissionResult], assignment: Assign
         writer.writerow([
             identifier, _cell(full_name), "", "Submitted for grading",
             f"{result.score:.2f}", f"{_max_score(result, assignment):.2f}", "Yes", "-",
-            _moodle_time(result.graded_at), _cell(_moodle_feedback(result, assignment)),
+            _moodle_time(result.graded_at), _cell(html.escape(_moodle_feedback(result, assignment), quote=False)),
         ])
     return out.getvalue()
 
@@ -108,21 +112,45 @@ def _cell(text: str) -> str:
 
 
 def gradescope_results(result: SubmissionResult, assignment: Assignment) -> dict:
-    """Gradescope's autograder ``results.json`` for one submission (one test per question)."""
+    """Gradescope's autograder ``results.json`` for one submission, keys exactly as its specification has them.
+
+    Each question is a test named ``<id> <title>`` (stable across runs: no score in the name). A code
+    question with hidden cases is two tests: its public cases (visible, with their feedback) and its
+    hidden cases (``after_published``, with a count only: neither their inputs nor what the student's
+    code printed for them). A question's points are split between the two by its cases, as grader
+    scores them: the maximum by the number of cases, the points earned by the cases passed. The top-level
+    ``score`` is the authoritative total.
+    """
     tests = []
     for question in assignment.questions:
         qr = result.questions.get(question.id)
-        test = {
-            "name": f"{question.id} {question.title}",
-            "number": question.id,
-            "score": qr.score if qr else 0.0,
-            "max_score": (qr.max_score if qr and qr.max_score else question.points),
-            "output": _question_output(qr) if qr else "Not graded: the submission could not be read.",
-            "visibility": "visible",
-        }
-        if qr is None or qr.status != Status.PENDING:
-            test["status"] = "passed" if qr is not None and qr.status == Status.PASSED else "failed"
-        tests.append(test)
+        name = f"{question.id} {question.title}"
+        max_score = qr.max_score if qr and qr.max_score else question.points
+        hidden = [c for c in qr.cases if not c.public] if qr else []
+        public = [c for c in qr.cases if c.public] if qr else []
+        if qr is None or not hidden or qr.manual:
+            test = {"name": name, "number": question.id, "score": qr.score if qr else 0.0, "max_score": max_score,
+                    "output": _question_output(qr, public_only=True) if qr else
+                    "Not graded: the submission could not be read.", "visibility": "visible"}
+            if qr is None or qr.status != Status.PENDING:
+                test["status"] = "passed" if qr is not None and qr.status == Status.PASSED else "failed"
+            tests.append(test)
+            continue
+        total = len(qr.cases)
+        passed_all = sum(c.status == Status.PASSED for c in qr.cases)
+        for part, cases, visibility in (("", public, "visible"), (" (hidden cases)", hidden, "after_published")):
+            if not cases:
+                continue
+            passed = sum(c.status == Status.PASSED for c in cases)
+            share = passed / passed_all if passed_all else (0.0 if part else 1.0)
+            summary = f"{passed} of {len(cases)} {'hidden' if part else 'public'} test cases passed."
+            output = summary if part else "\n".join(  # the question's feedback may quote a hidden case: not here
+                [summary, *_question_output(replace(qr, feedback="", cases=tuple(cases))).splitlines()])
+            tests.append({"name": name + part, "number": question.id + ("h" if part else ""),
+                          "score": round(qr.score * share, 4),
+                          "max_score": round(max_score * len(cases) / total, 4),
+                          "status": "passed" if passed == len(cases) else "failed",
+                          "output": output, "visibility": visibility})
     output = bonus_sentence(result)
     if result.error:
         output = f"This submission could not be graded: {result.error}\n\n{output}"
@@ -130,20 +158,20 @@ def gradescope_results(result: SubmissionResult, assignment: Assignment) -> dict
         output += f"\n(Ran with reduced isolation: {result.isolation}.)"
     return {
         "score": result.score,
-        "max_score": _max_score(result, assignment),
+        "execution_time": round(result.duration, 3),
         "output": output,
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {"student": result.student, "bonus": bonus_word(result), "mode": result.mode,
-                       "isolation": result.isolation},
+                       "isolation": result.isolation, "max_score": _max_score(result, assignment)},
     }
 
 
-def _question_output(qr: QuestionResult) -> str:
+def _question_output(qr: QuestionResult, public_only: bool = False) -> str:
     lines = [qr.feedback.strip()] if qr.feedback.strip() else []
     for case in qr.cases:
-        if case.status == Status.PASSED:
+        if case.status == Status.PASSED or (public_only and not case.public):
             continue
         lines.append(f"- {case.case_id} ({case.status.value}): {case.message}")
         if case.hint:
@@ -157,51 +185,62 @@ def _question_output(qr: QuestionResult) -> str:
 
 
 def junit_xml(results: Iterable[SubmissionResult], assignment: Assignment) -> str:
-    """JUnit XML: one <testsuite> per submission, one <testcase> per question, points in the name."""
+    """JUnit XML valid against the Jenkins xUnit schema (junit-10.xsd): one <testsuite> per submission, one
+    <testcase> per question.
+
+    Test names are stable across runs (``<id> <title>``; a consumer tracks a test by its name), so the
+    points go into the suite's properties (``points <id>`` = ``x/y``) and the failure message. A
+    missing function or answer is a failure; only a written answer awaiting review is skipped. The
+    suite's ``time`` is the submission's real grading time (there is no per-question time to report,
+    so test cases carry none rather than an invented one).
+    """
     root = ET.Element("testsuites", name=_x(assignment.title))
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0}
     total_time = 0.0
     for result in results:
         suite = ET.SubElement(root, "testsuite", name=_x(result.student))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         classname = _x(f"{assignment.id}.{result.student}")
+        properties = ET.SubElement(suite, "properties")
         if result.error:
-            case = ET.SubElement(suite, "testcase", name="submission could be read", classname=classname, time="0")
+            case = ET.SubElement(suite, "testcase", name="submission is readable", classname=classname)
             error = ET.SubElement(case, "error", message=_x(_first_line(result.error)), type="submission")
             error.text = _x(result.error)
             counts["tests"] += 1
             counts["errors"] += 1
+        question_points = []
         for question in assignment.questions:
             qr = result.questions.get(question.id)
             score = qr.score if qr else 0.0
             max_score = qr.max_score if qr and qr.max_score else question.points
-            case = ET.SubElement(suite, "testcase", classname=classname, time="0",
-                                 name=_x(f"{question.id} {question.title} [{points(score)}/{points(max_score)} pts]"))
+            question_points.append((question.id, f"{points(score)}/{points(max_score)}"))
+            case = ET.SubElement(suite, "testcase", classname=classname, name=_x(f"{question.id} {question.title}"))
             counts["tests"] += 1
             status = qr.status if qr else Status.MISSING
             text = _x(_question_output(qr) if qr else "not graded")
-            message = _x(_first_line(qr.feedback) if qr else "not graded") or status.value
-            if status == Status.FAILED:
-                ET.SubElement(case, "failure", message=message, type="wrong").text = text
+            first = _first_line(qr.feedback) if qr else "not graded"
+            message = _x(f"{points(score)}/{points(max_score)} points: {first or status.value}")
+            if status in (Status.FAILED, Status.MISSING):
+                ET.SubElement(case, "failure", message=message, type=status.value).text = text
                 counts["failures"] += 1
             elif status in (Status.ERROR, Status.TIMEOUT):
                 ET.SubElement(case, "error", message=message, type=status.value).text = text
                 counts["errors"] += 1
-            elif status in (Status.MISSING, Status.PENDING):
-                ET.SubElement(case, "skipped", message=message)
+            elif status == Status.PENDING:
+                ET.SubElement(case, "skipped", message=message, type="pending review")
                 counts["skipped"] += 1
         for key, value in counts.items():
             suite.set(key, str(value))
-            totals[key] += value
-        suite.set("time", f"{result.duration:.3f}")
-        total_time += result.duration
+            if key in totals:
+                totals[key] += value
+        suite.set("time", f"{max(result.duration, 0.0):.3f}")
+        total_time += max(result.duration, 0.0)
         if result.graded_at:
             suite.set("timestamp", _x(result.graded_at.replace("Z", "")[:19]))
-        properties = ET.Element("properties")
         for name, text in (("score", points(result.score)), ("max_score", points(_max_score(result, assignment))),
-                           ("bonus", bonus_word(result)), ("isolation", str(result.isolation))):
+                           ("bonus", bonus_word(result)), ("isolation", str(result.isolation)),
+                           *((f"points {qid}", value) for qid, value in question_points)):
             ET.SubElement(properties, "property", name=name, value=_x(text))
-        suite.insert(0, properties)
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{total_time:.3f}")

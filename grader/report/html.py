@@ -60,8 +60,16 @@ def render_submission(result: SubmissionResult, assignment: Assignment) -> str:
     """One student's report as a self-contained HTML page."""
     return _env().get_template("submission.html.j2").render(
         r=result, a=assignment, view=_submission_view(result, assignment),
-        csp=_csp(script=None), isolation_labels=ISOLATION_LABELS,
+        csp=_csp(script=None), isolation_labels=ISOLATION_LABELS, notebook=notebook_link(result),
     )
+
+
+def notebook_link(result: SubmissionResult) -> str | None:
+    """Where the report links to the notebook as handed in: ``notebooks/<file>.html`` next to it, which
+    ``grader review`` serves (rendered on demand, no scripts) under ``/reports/``."""
+    if result.mode != "grade" or not result.file.lower().endswith(".ipynb"):
+        return None
+    return f"notebooks/{safe_filename(result.student)}.html"
 
 
 def render_index(results: list[SubmissionResult], assignment: Assignment,
@@ -365,7 +373,7 @@ def _submission_view(result: SubmissionResult, assignment: Assignment) -> dict:
         "bonus": bonus_sentence(result),
         "bonus_word": bonus_word(result),
         "status": overall_status(result),
-        "cell_problems": [c for c in result.cells if c.status != "ok"],
+        "cell_problems": [c for c in result.cells if c.status != "ok" or c.notes],  # notes: skipped imports, shell lines
         "isolation_ok": result.isolation == "namespaces",
         "counts": Counter(q.status for s in sections for q in s.questions),
     }

@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 from grader.carry import Recording
 from grader.errors import SandboxError
-from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
+from grader.sandbox import cgroups
+from grader.sandbox.command import describe, minimal_env, probe_bwrap, seccomp_memfd, worker_argv
 from grader.sandbox.protocol import (
     FrameDecoder,
     ProtocolError,
@@ -53,6 +54,7 @@ class Limits:
     max_open_files: int = 64
     output_bytes: int = 65536
     max_result_mb: int = 64
+    tmp_mb: int = 64  # size of the fresh /tmp (and, separately, /dev/shm) of each submission
     allowed_packages: tuple[str, ...] = ("numpy",)
 
 
@@ -77,6 +79,7 @@ class Job:
     cells: tuple[CellSource, ...]
     calls: tuple[Call, ...]
     limits: Limits = Limits()
+    run_as: str = "__main__"  # the cells' ``__name__``: a module's own name, so its __main__ demo does not run
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class JobOutcome:
     isolation: str
     restarts: int
     notes: tuple[str, ...] = ()
+    isolation_detail: str = ""  # what that level held on this machine (see the README)
 
 
 _probe_lock = threading.Lock()
@@ -132,6 +136,28 @@ def _probe_result() -> tuple[str, str]:
         return _probe
 
 
+_cgroup_probe: tuple[str, str] | None = None
+
+
+def cgroup_support() -> tuple[str, str]:
+    """("v2" | "v1", "") if each slot gets its own cgroup here, else ("", why not); probed once."""
+    global _cgroup_probe
+    with _probe_lock:
+        if _cgroup_probe is None:
+            _cgroup_probe = cgroups.probe()
+        return _cgroup_probe
+
+
+def isolation_detail(isolation: str, cgroup: tuple[str, str]) -> str:
+    """One line for results: what this level held here, cgroups included."""
+    if isolation == "namespaces":
+        held = describe()
+    else:
+        held = ("no namespaces: rlimits, timeouts and the student seccomp filter only; the code "
+                "runs as the grading user")
+    return f"{held}; {cgroups.describe(*cgroup)}"
+
+
 class _Gone(Exception):
     """The child stopped answering: ``kind`` is timeout, crashed, protocol or too_large."""
 
@@ -145,18 +171,32 @@ class _Zygote:
 
     def __init__(self, isolation: str, packages: tuple[str, ...]):
         self.isolation = isolation
+        self.cgroup: cgroups.SlotCgroup | None = None
+        kind, why = cgroup_support()
+        self.cgroup_state = (kind, why)
+        if kind:
+            try:
+                self.cgroup = cgroups.SlotCgroup(kind)
+            except OSError as exc:
+                self.cgroup_state = ("", f"the slot's cgroup could not be made: {exc}")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.ctrl = ours
         self.stderr = tempfile.TemporaryFile()
         # process mode: the packages' symlink dir and the jobs' scratch root, both chosen here
         self.linkdir = None if isolation == "namespaces" else tempfile.mkdtemp(prefix="grader-site-")
+        filter_fd = seccomp_memfd() if isolation == "namespaces" else None
         try:
-            argv = worker_argv(isolation, packages, theirs.fileno(), self.linkdir)
+            argv = worker_argv(isolation, packages, theirs.fileno(), self.linkdir, filter_fd)
+            if self.cgroup is not None:
+                argv = self.cgroup.argv(argv)
+            fds = [theirs.fileno()] + ([] if filter_fd is None else [filter_fd])
             self.proc = subprocess.Popen(
-                argv, pass_fds=[theirs.fileno()], start_new_session=True, env=minimal_env(),
+                argv, pass_fds=fds, start_new_session=True, env=minimal_env(),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
         finally:
             theirs.close()
+            if filter_fd is not None:
+                os.close(filter_fd)
         try:
             msg = self.recv(time.monotonic() + 60)
         except TimeoutError:
@@ -194,6 +234,8 @@ class _Zygote:
         self.stderr.close()
         if self.linkdir:
             shutil.rmtree(self.linkdir)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class Sandbox:
@@ -258,7 +300,12 @@ class Sandbox:
                                 "the remaining calls were not run.")
                 break
             st.restarts += 1
-        return st.outcome(self.isolation)
+        return st.outcome(self.isolation, self.isolation_detail)
+
+    @property
+    def isolation_detail(self) -> str:
+        state = self._zygote.cgroup_state if self._zygote is not None else cgroup_support()
+        return isolation_detail(self.isolation, state)
 
     # ---------------------------------------------------------------------------- one attempt
     def _attempt(self, job: Job, st: _State, total: float) -> bool:
@@ -273,7 +320,7 @@ class Sandbox:
         current: tuple[str, Any] | None = None
         try:
             cells = [c for c in job.cells if c.index not in st.skip]
-            child.send({"op": "cells", "labels": [c.label for c in job.cells],
+            child.send({"op": "cells", "labels": [c.label for c in job.cells], "name": job.run_as,
                         "cells": [{"index": c.index, "label": c.label, "source": c.source}
                                   for c in cells]}, lim.cell_timeout)
             for cell in cells:
@@ -327,8 +374,11 @@ class _Child:
         try:
             limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
                                                     "max_file_mb", "max_open_files",
-                                                    "output_bytes", "max_result_mb")}
-            box.live.send({"op": "run", "limits": limits}, [theirs.fileno()])
+                                                    "output_bytes", "max_result_mb", "tmp_mb")}
+            zygote = box.live
+            if zygote.cgroup is not None:
+                zygote.cgroup.set_limits(lim.memory_mb, lim.tmp_mb, lim.max_processes)
+            zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
         finally:
             theirs.close()
 
@@ -530,7 +580,7 @@ class _State:
                     name, f"not run again: `{call.function}` already {what} on an earlier case ({text})", ""))
                 self.pending.remove(other)
 
-    def outcome(self, isolation: str) -> JobOutcome:
+    def outcome(self, isolation: str, detail: str = "") -> JobOutcome:
         for cell in self.job.cells:
             self.cells.setdefault(cell.index, CellOutcome(
                 cell.index, "crashed", ErrorInfo("NotRun", "the cell was not run: the job "
@@ -540,7 +590,7 @@ class _State:
                 "NotRun", "the call was not run: the job gave up before it (see the notes)", ""))
         return JobOutcome(tuple(self.cells[c.index] for c in self.job.cells),
                           {c.id: self.calls[c.id] for c in self.job.calls}, self.names,
-                          isolation, self.restarts, tuple(self.notes))
+                          isolation, self.restarts, tuple(self.notes), detail)
 
 
 def _recorded(entries: Any, blobs: list[bytes], asked: tuple[str, ...]) -> Recording | None:

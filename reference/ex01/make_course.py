@@ -117,12 +117,13 @@ def _names(count: int, rng: random.Random) -> list[tuple[str, int]]:
 def _moodle_zip(path: Path, notebooks: dict) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for (name, participant), notebook in notebooks.items():
-            archive.writestr(f"{name}_{participant}_assignsubmission_file_/ex01.ipynb", nbformat.writes(notebook))
+            # Moodle 4.1+ names the folder without the trailing "_" older versions wrote
+            archive.writestr(f"{name}_{participant}_assignsubmission_file/ex01.ipynb", nbformat.writes(notebook))
 
 
 def _scores_sheet(path: Path, people: list[tuple[str, int]]) -> None:
     """Decisions the way an instructor keeps them in a spreadsheet; student ids as grader derives them."""
-    from grader.moodle import student_id
+    from grader.course.moodle import student_id
 
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
