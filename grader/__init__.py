@@ -15,7 +15,7 @@ _EXPORTS = {
     "check": "api", "grade_many": "api", "grade_submission": "api",
     "Assignment": "assignment", "Case": "assignment", "load_assignment": "assignment", "load_bundle": "bundle",
     "AssignmentError": "errors", "GraderError": "errors", "SandboxError": "errors", "SubmissionError": "errors",
-    "BonusDecision": "results", "CaseResult": "results", "QuestionResult": "results", "Status": "results",
+    "BonusDecision": "results", "BonusState": "results", "CaseResult": "results", "QuestionResult": "results", "Status": "results",
     "SubmissionResult": "results",
 }
 __all__ = sorted(_EXPORTS)

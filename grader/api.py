@@ -15,12 +15,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase, Question
-from .compare import compare_case
 from .diagnose import error_reason, explain_case, stop_line
 from .errors import GraderError, SandboxError, SubmissionError
+from .judge import Rerun, judge_submission
 from .pool import map_tasks, worker_sandbox
-from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
-from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
+from .results import (
+    BonusDecision,
+    BonusState,
+    CellResult,
+    CellStatus,
+    Isolation,
+    Mode,
+    QuestionResult,
+    Status,
+    SubmissionResult,
+)
+from .sandbox import Call, CallOutcome, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import count_words, finalise, score_code_question, score_written_question
 from .submission import Submission, answer_variable, load_submission, student_id
 
@@ -57,33 +67,44 @@ def run_submission(submission: Submission, assignment: Assignment, sandbox: Sand
                    started: float | None = None) -> SubmissionResult:
     started = time.monotonic() if started is None else started
     prepared = assignment.prepared_cases(include_hidden=(mode == "grade"))
-    outcome = sandbox.run(build_job(submission, prepared, sandbox_limits(assignment)))
-    return assemble(submission, assignment, prepared, outcome, mode, started)
+    limits = sandbox_limits(assignment)
+    outcome = sandbox.run(build_job(submission, prepared, limits))
+
+    def rerun(cases: tuple[PreparedCase, ...]) -> dict[str, CallOutcome]:
+        """Failed composites once more, their calls to the student's own functions recorded."""
+        return dict(sandbox.run(build_job(submission, cases, limits, record=True)).calls)
+
+    return assemble(submission, assignment, prepared, outcome, mode, started,
+                    rerun if assignment.has_reference else None)
 
 
-def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits) -> Job:
+def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits, record: bool = False) -> Job:
+    """The cells and calls for the sandbox; with ``record``, a composite's calls to the student's own
+    building blocks are recorded (for carried-forward credit, see :mod:`grader.judge`)."""
     cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells if c.source.strip())
-    calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs)) for p in prepared)
+    calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs),
+                       p.building_blocks if record else ()) for p in prepared)
     return Job(cells=cells, calls=calls, limits=limits, run_as=submission.run_as)
 
 
 def assemble(submission: Submission, assignment: Assignment, prepared: tuple[PreparedCase, ...],
-             outcome: JobOutcome, mode: str, started: float) -> SubmissionResult:
+             outcome: JobOutcome, mode: str, started: float, rerun: Rerun | None = None) -> SubmissionResult:
     questions: dict[str, QuestionResult] = {}
+    judged = judge_submission(assignment, prepared, outcome.calls, outcome.names, rerun)
     cells = {c.index: c for c in outcome.cells}
     packages = sandbox_limits(assignment).allowed_packages
     for question in assignment.questions:
         if question.kind == "written":
             questions[question.id] = _written(question, submission, assignment)
             continue
-        cases = [explain_case(compare_case(p, outcome.calls[p.case.id], question, outcome.names),
-                              outcome.calls[p.case.id], submission, cells, packages)
-                 for p in prepared if p.case.question == question.id and p.case.id in outcome.calls]
+        cases = [explain_case(case, outcome.calls[case.case_id], submission, cells, packages)
+                 for case in judged[question.id]]
         questions[question.id] = score_code_question(question, cases)
     result = SubmissionResult(
         student=submission.student, file=str(submission.path), assignment=assignment.id,
-        isolation=outcome.isolation, error=None, questions=questions, bonus=BonusDecision(None, ""),
-        cells=_cell_results(submission, outcome, packages), mode=mode, content_hash=submission.content_hash,
+        isolation=Isolation(outcome.isolation), error=None, questions=questions,
+        bonus=BonusDecision(BonusState.PENDING, ""),
+        cells=_cell_results(submission, outcome, packages), mode=Mode(mode), content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
         isolation_detail=outcome.isolation_detail,
     )
@@ -119,7 +140,7 @@ def _cell_results(submission: Submission, outcome: JobOutcome, packages: tuple[s
         reason = error_reason(message, submission, by_index, packages) if error else ""
         if reason:
             message = f"{message} ({reason})"
-        results.append(CellResult(index=cell.index, status=status, message=message[:500],
+        results.append(CellResult(index=cell.index, status=CellStatus(status), message=message[:500],
                                   traceback=error.traceback if error else None,
                                   output=ran.output if ran else "", notes=cell.notes))
     return tuple(results)
@@ -136,11 +157,12 @@ def error_result(student: str, path: Path, assignment: Assignment, mode: str, me
                  started: float) -> SubmissionResult:
     """A submission that could not be graded at all: every question missing, the reason on top."""
     result = SubmissionResult(
-        student=student, file=str(path), assignment=assignment.id, isolation="none", error=message,
+        student=student, file=str(path), assignment=assignment.id, isolation=Isolation.NONE, error=message,
         questions={q.id: QuestionResult(q.id, q.kind, q.title, status=Status.MISSING, score=0.0, max_score=q.points,
                                         bonus=q.bonus, feedback="Not graded: the submission could not be read.")
                    for q in assignment.questions},
-        bonus=BonusDecision(False, ""), mode=mode, assignment_version=assignment.version, graded_at=_now(),
+        bonus=BonusDecision(BonusState.NOT_AWARDED, ""), mode=Mode(mode), assignment_version=assignment.version,
+        graded_at=_now(),
         duration=round(time.monotonic() - started, 4),
     )
     return finalise(result, assignment)

@@ -11,7 +11,7 @@ student bundle (:mod:`grader.bundle`) carries the public ones as plain data.
 
 from __future__ import annotations
 
-import copy
+import enum
 import functools
 import hashlib
 import importlib.util
@@ -26,12 +26,30 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import carry
 from .errors import AssignmentError
+from .results import QuestionKind
+
+
+class VariantKind(enum.StrEnum):
+    ALTERNATIVE = "alternative"  # another accepted convention: full credit, with a note
+    MISTAKE = "mistake"  # a known mistake: no credit, with a hint
+
+
+class BonusRuleName(enum.StrEnum):
+    ALL = "all"  # every bonus question accepted
+    AT_LEAST = "at_least"  # at least `minimum` of them
+
+
+class WrittenMode(enum.StrEnum):
+    REVIEW = "review"  # written answers wait for a person
+    AUTO = "auto"  # accepted automatically when long enough and naming rubric concepts
+
 
 DEFINITION_FILE = "assignment.toml"
-QUESTION_KINDS = ("code", "written")
-BONUS_RULES = ("all", "at_least")
-WRITTEN_MODES = ("review", "auto")
+QUESTION_KINDS = tuple(QuestionKind)
+BONUS_RULES = tuple(BonusRuleName)
+WRITTEN_MODES = tuple(WrittenMode)
 LIMIT_KEYS = {
     "cell_timeout": float,
     "call_timeout": float,
@@ -47,10 +65,26 @@ LIMIT_KEYS = {
 }
 
 
+# A result computed in float32 (or float16) is judged at float32's precision: the tolerance grows to
+# PRECISION_ULPS units of the dtype's epsilon, relative and times the magnitude of the values involved.
+PRECISION_ULPS = 64
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
 @dataclass(frozen=True)
 class Tolerance:
     rtol: float = 1e-5
     atol: float = 1e-8
+
+    def at_precision(self, eps: float, scale: float) -> "Tolerance":
+        """The tolerance for a result computed at machine epsilon ``eps`` from values of magnitude ``scale``.
+
+        float64 (eps 2.2e-16) leaves the configured tolerance as it is; float32 (eps 1.2e-7) widens it to
+        about 7.6e-6 relative and 7.6e-6 × the magnitude absolute, so entries near zero, whose float32 error
+        is set by the magnitude of the values they were computed from, are not misjudged.
+        """
+        margin = PRECISION_ULPS * eps
+        return Tolerance(rtol=max(self.rtol, margin), atol=max(self.atol, margin * max(scale, 1.0)))
 
 
 @dataclass(frozen=True)
@@ -63,19 +97,36 @@ class Concept:
 
 @dataclass(frozen=True)
 class Variant:
-    """Another answer than the reference's: an accepted alternative convention or a known mistake."""
+    """Another answer than the reference's: an accepted alternative convention or a known mistake.
+
+    ``question`` is the variant's home: the question that declares it, where the mistake is charged. A
+    variant declared on a building block (``softmax__wrong_axis``) is also derived for every composite
+    whose reference calls that building block: ``origin`` then names the declared variant and
+    ``origin_function`` the building block; the home stays the building block's question.
+    """
 
     name: str
-    kind: str  # "alternative" (full credit, with a note) or "mistake" (no credit, with a hint)
+    kind: VariantKind
     function: str  # the student function whose output it imitates
     message: str  # the note (alternative) or the hint (mistake) the student sees
     implementation: Callable[..., Any] | None = None  # None in a student bundle
+    question: str | None = None  # the question that declares it (None in hand-made test variants)
+    origin: str | None = None  # derived: the building block's variant this one propagates
+    origin_function: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", VariantKind(self.kind))
+
+    @property
+    def family(self) -> str:
+        """One name for a mistake and all its propagated forms."""
+        return self.origin or self.name
 
 
 @dataclass(frozen=True)
 class Question:
     id: str
-    kind: str  # "code" or "written"
+    kind: QuestionKind
     title: str
     prompt: str
     points: float
@@ -87,6 +138,9 @@ class Question:
     min_words: int = 0
     rubric: tuple[Concept, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", QuestionKind(self.kind))
+
 
 @dataclass(frozen=True)
 class Section:
@@ -97,10 +151,29 @@ class Section:
 
 @dataclass(frozen=True)
 class BonusRule:
-    rule: str = "all"  # "all": every bonus question accepted; "at_least": at least `minimum` of them
+    rule: BonusRuleName = BonusRuleName.ALL
     minimum: int = 0
-    written: str = "review"  # "review": written answers wait for a person; "auto": see grader.score
+    written: WrittenMode = WrittenMode.REVIEW
     auto_min_concepts: int = 1  # with written = "auto": rubric concepts an answer must name
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", BonusRuleName(self.rule))
+        object.__setattr__(self, "written", WrittenMode(self.written))
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The assignment's own words in generic feedback (nothing exercise-specific lives in grader/)."""
+
+    hidden_case: str = "this is a hidden case: its values are not shown; test your function on other inputs"
+    transposed: str = "Your result is the transpose of the expected one."
+
+
+@dataclass(frozen=True)
+class Grading:
+    """How the engine charges mistakes (``[grading]`` in assignment.toml)."""
+
+    carry_forward: bool = True  # a composite correct given the student's own building blocks earns its points
 
 
 @dataclass(frozen=True)
@@ -124,6 +197,42 @@ class PreparedCase:
     arg_names: tuple[str, ...]  # names of the positional arguments, for reports
     expected: Any
     variants: tuple[tuple[Variant, Any], ...]  # each variant with its output on this case
+    building_blocks: tuple[str, ...] = ()  # the assignment's functions the reference calls on this case
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # per-tolerance facts, see below
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The known mistakes whose output differs from the reference's on this case (shape or values)."""
+        return tuple(v.name for v in self.telling(Tolerance()) if v.kind is VariantKind.MISTAKE)
+
+    def telling(self, tolerance: Tolerance) -> tuple[Variant, ...]:
+        """The variants that say something on this case at ``tolerance``: their output differs from the
+        reference's. The same for every student, so it is worked out once per tolerance."""
+        key = ("telling", tolerance)
+        if key not in self._memo:
+            expected = np.asarray(self.expected, dtype=np.float64)
+            found = []
+            for variant, output in self.variants:
+                output = np.asarray(output, dtype=np.float64)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    if output.shape != expected.shape or not np.allclose(output, expected, rtol=tolerance.rtol,
+                                                                         atol=tolerance.atol, equal_nan=True):
+                        found.append(variant)
+            self._memo[key] = tuple(found)
+        return self._memo[key]
+
+    def stacked(self, tolerance: Tolerance, shape: tuple[int, ...]) -> tuple[tuple[Variant, ...], np.ndarray]:
+        """The telling variants whose output has ``shape``, alternatives first, with their outputs stacked
+        into one array: one vectorised comparison finds every variant a result equals."""
+        key = ("stacked", tolerance, shape)
+        if key not in self._memo:
+            outputs = {v.name: o for v, o in self.variants}
+            chosen = sorted((v for v in self.telling(tolerance) if np.shape(outputs[v.name]) == shape),
+                            key=lambda v: v.kind is not VariantKind.ALTERNATIVE)
+            stack = np.array([np.asarray(outputs[v.name], dtype=np.float64) for v in chosen], dtype=np.float64
+                             ).reshape((len(chosen), *shape))
+            self._memo[key] = (tuple(chosen), stack)
+        return self._memo[key]
 
 
 @dataclass(frozen=True)
@@ -137,6 +246,8 @@ class Assignment:
     bonus: BonusRule = BonusRule()
     limits: dict = field(default_factory=dict)
     seed: int = 0
+    grading: Grading = Grading()
+    wording: Wording = Wording()
     path: Path | None = None  # the reference folder; None for a student bundle
     reference: ModuleType | None = None
     cases_module: ModuleType | None = None
@@ -205,6 +316,10 @@ class Assignment:
         _validate_cases(self, cases)
         return cases
 
+    def questions_of(self, function: str) -> tuple[str, ...]:
+        """The ids of the questions that grade ``function``."""
+        return tuple(q.id for q in self.questions if function in q.functions)
+
     def _prepare(self, case: Case) -> PreparedCase:
         reference_function = getattr(self.reference, case.function)
         try:
@@ -213,24 +328,53 @@ class Assignment:
             raise AssignmentError(f"the reference {case.function} raised {type(error).__name__}: {error} on case "
                                   f"{case.id!r} (grader validate shows where)", path=self.path) from error
         question = self.question(case.question)
-        outputs = tuple(
-            (variant, output)
-            for variant in question.variants
-            if variant.function == case.function and variant.implementation is not None
-            for output in _variant_output(variant, case)
-        )
-        return PreparedCase(case, _positional_names(reference_function, len(case.args)), expected, outputs)
+        declared = {v.name: v for q in (question, *self.questions) for v in q.variants
+                    if v.function == case.function and v.implementation is not None}
+        outputs = tuple((variant, output) for variant in declared.values()
+                        for output in _variant_output(variant, case))
+        assert self.reference is not None
+        blocks = carry.trace(self.reference, case.function, self.functions, case.args, case.kwargs)
+        outputs += tuple(self._propagated(case, blocks))
+        prepared = PreparedCase(case, _positional_names(reference_function, len(case.args)), expected, outputs,
+                                building_blocks=blocks)
+        prepared.stacked(question.tolerance, np.shape(expected))  # once here, before grading workers fork
+        return prepared
+
+    def _propagated(self, case: Case, blocks: tuple[str, ...]) -> list[tuple[Variant, Any]]:
+        """Each building block's declared variants, carried through the reference composite."""
+        assert self.reference is not None
+        derived = []
+        own = {v.name for q in self.questions for v in q.variants if v.function == case.function}
+        for question in self.questions:
+            for variant in question.variants:
+                if variant.function not in blocks or variant.implementation is None or variant.origin:
+                    continue
+                name = f"{case.function}__{variant.name}"
+                if name in own:  # declared by hand for the composite: that one speaks
+                    continue
+                output = carry.propagate(self.reference, case.function, variant.function, variant.implementation,
+                                         case.args, case.kwargs)
+                if output is None:
+                    continue
+                message = variant.message if variant.kind is VariantKind.ALTERNATIVE else \
+                    f"Inside your `{case.function}`, in its `{variant.function}` part: {variant.message}"
+                derived.append((Variant(name=name, kind=variant.kind, function=case.function, message=message,
+                                        question=question.id, origin=variant.name,
+                                        origin_function=variant.function), output))
+        return derived
 
 
 def _call_trusted(function: Callable[..., Any], case: Case) -> Any:
     """Call reference or variant code on deep copies, so nothing can change a case's inputs."""
-    result = function(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    result = function(*carry.fresh(case.args), **carry.fresh(case.kwargs))
     return np.asarray(result, dtype=np.float64) if not isinstance(result, (float, int)) else float(result)
 
 
 def _variant_output(variant: Variant, case: Case) -> tuple[Any, ...]:
     """The variant's output on the case, or nothing where the imitated mistake cannot run (e.g. X W A B
     with a rectangular W raises, as the student's code would): that variant is then not matched there."""
+    if variant.implementation is None:
+        return ()
     try:
         return (_call_trusted(variant.implementation, case),)
     except Exception:
@@ -302,6 +446,8 @@ def load_assignment(folder: Path | str) -> Assignment:
         bonus=_bonus(spec),
         limits=_limits(spec),
         seed=spec.integer("seed", default=0),
+        grading=_grading(spec),
+        wording=_wording(spec),
         path=folder,
         reference=reference,
         cases_module=cases_module,
@@ -374,15 +520,19 @@ def _questions(spec: _Fields, package: ModuleType, folder: Path, reference: Modu
         kind = entry.text("kind")
         if kind not in QUESTION_KINDS:
             raise entry._fail("kind", f"expected one of {', '.join(QUESTION_KINDS)}, got {kind!r}")
+        kind = QuestionKind(kind)
         functions = tuple(entry.get("functions", list, default=[]))
         if kind == "code" and not functions:
             raise entry._fail("functions", "a code question must name the functions it calls")
         for name in functions:
             if not isinstance(name, str) or not callable(getattr(reference, name, None)):
                 raise entry._fail("functions", f"the reference module has no function {name!r}")
+        variants_module = spec.text("variants", default="variants")
         variants = tuple(
-            _variant(v, "alternative", package, folder, functions) for v in entry.tables("alternatives")
-        ) + tuple(_variant(v, "mistake", package, folder, functions) for v in entry.tables("mistakes"))
+            _variant(v, VariantKind.ALTERNATIVE, package, folder, functions, variants_module, question_id)
+            for v in entry.tables("alternatives")
+        ) + tuple(_variant(v, VariantKind.MISTAKE, package, folder, functions, variants_module, question_id)
+                  for v in entry.tables("mistakes"))
         questions.append(Question(
             id=question_id,
             kind=kind,
@@ -411,22 +561,27 @@ def _tolerance(entry: _Fields, default: Tolerance) -> Tolerance:
                      atol=fields_.number("atol", default=default.atol))
 
 
-def _variant(entry: _Fields, kind: str, package: ModuleType, folder: Path, functions: tuple[str, ...]) -> Variant:
-    function = entry.text("function")
+def _variant(entry: _Fields, kind: VariantKind, package: ModuleType, folder: Path, functions: tuple[str, ...],
+             variants_module: str, question_id: str) -> Variant:
+    """A declared variant. Named ``<function>__<what>``, its function and its implementation
+    (``<variants module>:<name>``) follow from the name unless given."""
+    name = entry.text("name")
+    function = entry.text("function", default=name.partition("__")[0] if "__" in name else ...)
     if function not in functions:
         raise entry._fail("function", f"{function!r} is not one of the question's functions {list(functions)}")
-    target = entry.text("implementation")
+    target = entry.text("implementation", default=f"{variants_module}:{name}")
     module_name, _, attribute = target.partition(":")
     module = _submodule(package, folder, module_name, f"{entry.prefix}implementation")
     implementation = getattr(module, attribute, None)
     if not callable(implementation):
         raise entry._fail("implementation", f"{module_name}.py has no function {attribute!r}")
     return Variant(
-        name=entry.text("name"),
+        name=name,
         kind=kind,
         function=function,
-        message=entry.text("note" if kind == "alternative" else "hint"),
+        message=entry.text("note" if kind is VariantKind.ALTERNATIVE else "hint"),
         implementation=implementation,
+        question=question_id,
     )
 
 
@@ -458,8 +613,19 @@ def _bonus(spec: _Fields) -> BonusRule:
     written = table.text("written", default="review")
     if written not in WRITTEN_MODES:
         raise table._fail("written", f"expected one of {', '.join(WRITTEN_MODES)}, got {written!r}")
-    return BonusRule(rule=rule, minimum=table.integer("minimum", default=0), written=written,
-                     auto_min_concepts=table.integer("auto_min_concepts", default=1))
+    return BonusRule(rule=BonusRuleName(rule), minimum=table.integer("minimum", default=0),
+                     written=WrittenMode(written), auto_min_concepts=table.integer("auto_min_concepts", default=1))
+
+
+def _grading(spec: _Fields) -> Grading:
+    table = _Fields(spec.get("grading", dict, default={}), spec.path, "grading.")
+    return Grading(carry_forward=table.get("carry_forward", bool, default=Grading.carry_forward))
+
+
+def _wording(spec: _Fields) -> Wording:
+    table = _Fields(spec.get("wording", dict, default={}), spec.path, "wording.")
+    return Wording(hidden_case=table.text("hidden_case", default=Wording.hidden_case),
+                   transposed=table.text("transposed", default=Wording.transposed))
 
 
 def _limits(spec: _Fields) -> dict:
@@ -487,6 +653,7 @@ def _import_folder(folder: Path, assignment_id: str) -> ModuleType:
         sys.modules[name] = package
         return package
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder.resolve())])
+    assert spec is not None
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
     _exec_module(spec, package, init)
@@ -498,11 +665,12 @@ def _submodule(package: ModuleType, folder: Path, module_name: str, what: str) -
     path = (folder / f"{module_name}.py").resolve()
     cached = sys.modules.get(qualified)
     cached_file = getattr(cached, "__file__", None)
-    if cached_file is not None and Path(cached_file).resolve() == path:
+    if cached is not None and cached_file is not None and Path(cached_file).resolve() == path:
         return cached  # the same file: reuse it (another folder with the same id must not get it)
     if not path.is_file():
         raise AssignmentError(f"{what}: no module {module_name}.py in the assignment folder", path=folder)
     spec = importlib.util.spec_from_file_location(qualified, path)
+    assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module
     _exec_module(spec, module, path)

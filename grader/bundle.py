@@ -15,7 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from .assignment import Assignment, BonusRule, Case, Concept, PreparedCase, Question, Section, Tolerance, Variant
+from .assignment import (
+    Assignment,
+    BonusRule,
+    BonusRuleName,
+    Case,
+    Concept,
+    Grading,
+    PreparedCase,
+    Question,
+    Section,
+    Tolerance,
+    Variant,
+    VariantKind,
+    Wording,
+    WrittenMode,
+)
+from .results import QuestionKind
 from .errors import AssignmentError
 
 BUNDLE_FILE = "assignment.json"
@@ -74,6 +90,8 @@ def bundle_document(assignment: Assignment) -> dict:
         "bonus": vars(assignment.bonus),
         "limits": {k: list(v) if isinstance(v, tuple) else v for k, v in assignment.limits.items()},
         "sections": [vars(s) for s in assignment.sections],
+        "grading": vars(assignment.grading),
+        "wording": vars(assignment.wording),
         "questions": [_question_document(q) for q in assignment.questions],
         "cases": [_case_document(p) for p in assignment.prepared_cases(include_hidden=False)],
     }
@@ -98,8 +116,18 @@ def _case_document(prepared: PreparedCase) -> dict:
         "description": case.description, "arg_names": list(prepared.arg_names),
         "args": encode_value(tuple(case.args)), "kwargs": encode_value(dict(case.kwargs)),
         "expected": encode_value(prepared.expected),
-        "variants": [{"name": v.name, "output": encode_value(out)} for v, out in prepared.variants],
+        "variants": [{"name": v.name, "output": encode_value(out), **_derived_document(v)}
+                     for v, out in prepared.variants],
+        "building_blocks": list(prepared.building_blocks),
     }
+
+
+def _derived_document(variant: Variant) -> dict:
+    """A variant propagated from a building block is not in the question's list: it travels whole."""
+    if variant.origin is None:
+        return {"question": variant.question}
+    return {"kind": variant.kind.value, "function": variant.function, "message": variant.message,
+            "question": variant.question, "origin": variant.origin, "origin_function": variant.origin_function}
 
 
 def load_bundle(path: Path | str) -> Assignment:
@@ -119,7 +147,9 @@ def load_bundle(path: Path | str) -> Assignment:
             id=document["id"], title=document["title"], version=document["version"],
             questions=questions, intro=document.get("intro", ""),
             sections=tuple(Section(**s) for s in document.get("sections", [])),
-            bonus=BonusRule(**document.get("bonus", {})),
+            bonus=_bonus_rule(document.get("bonus", {})),
+            grading=Grading(**document.get("grading", {})),
+            wording=Wording(**document.get("wording", {})),
             limits={k: tuple(v) if isinstance(v, list) else v for k, v in document.get("limits", {}).items()},
             path=path.parent, bundled_cases=cases,
         )
@@ -128,13 +158,19 @@ def load_bundle(path: Path | str) -> Assignment:
                               "download it again", path=path) from None
 
 
+def _bonus_rule(data: dict) -> BonusRule:
+    rule = BonusRule(**data)
+    return BonusRule(BonusRuleName(rule.rule), rule.minimum, WrittenMode(rule.written), rule.auto_min_concepts)
+
+
 def _bundle_question(data: dict) -> Question:
     return Question(
-        id=data["id"], kind=data["kind"], title=data["title"], prompt=data.get("prompt", ""),
+        id=data["id"], kind=QuestionKind(data["kind"]), title=data["title"], prompt=data.get("prompt", ""),
         points=float(data["points"]), bonus=bool(data["bonus"]), section=data.get("section", ""),
         functions=tuple(data.get("functions", ())), tolerance=Tolerance(**data.get("tolerance", {})),
         min_words=int(data.get("min_words", 0)),
-        variants=tuple(Variant(v["name"], v["kind"], v["function"], v["message"]) for v in data.get("variants", ())),
+        variants=tuple(Variant(v["name"], VariantKind(v["kind"]), v["function"], v["message"], question=data["id"])
+                       for v in data.get("variants", ())),
         rubric=tuple(Concept(c["concept"], tuple(c["synonyms"])) for c in data.get("rubric", ())),
     )
 
@@ -143,9 +179,17 @@ def _bundle_case(data: dict, questions: dict[str, Question]) -> PreparedCase:
     case = Case(question=data["question"], function=data["function"], args=decode_value(data["args"]),
                 kwargs=decode_value(data["kwargs"]), id=data["id"], description=data.get("description", ""),
                 public=True)
-    variants_by_name = {v.name: v for v in questions[case.question].variants}
-    outputs = tuple((variants_by_name[v["name"]], decode_value(v["output"])) for v in data.get("variants", ()))
-    return PreparedCase(case, tuple(data.get("arg_names", ())), decode_value(data["expected"]), outputs)
+    variants_by_name = {v.name: v for q in questions.values() for v in q.variants}
+    outputs = tuple((_bundle_variant(v, variants_by_name), decode_value(v["output"])) for v in data.get("variants", ()))
+    return PreparedCase(case, tuple(data.get("arg_names", ())), decode_value(data["expected"]), outputs,
+                        building_blocks=tuple(data.get("building_blocks", ())))
+
+
+def _bundle_variant(data: dict, declared: dict[str, Variant]) -> Variant:
+    if "origin" not in data:
+        return declared[data["name"]]
+    return Variant(data["name"], VariantKind(data["kind"]), data["function"], data["message"],
+                   question=data.get("question"), origin=data["origin"], origin_function=data["origin_function"])
 
 
 def find_bundle(submission: Path, levels: int = 3) -> Path | None:

@@ -447,6 +447,11 @@ def _print_result(result: SubmissionResult) -> None:
                 f"{question.score:>4g}/{question.max_score:<3g}  ")
         print(textwrap.fill(first, width=columns, initial_indent=head, subsequent_indent=" " * len(head))
               if first else head.rstrip())
+        # hints and carried-forward notes too, even when the first line names another case that raised
+        for line in question.feedback.splitlines()[1:]:
+            if line.startswith("Hint:") or line.startswith("Correct given your"):
+                print(textwrap.fill(line, width=columns, initial_indent=" " * len(head),
+                                    subsequent_indent=" " * (len(head) + 2)))
     for cell in result.cells:
         if cell.status not in ("ok",) or cell.notes:
             detail = cell.message or "; ".join(cell.notes)

@@ -9,48 +9,127 @@ description of the difference. Only the parent runs this; the sandbox never sees
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from .assignment import PreparedCase, Question, Tolerance, Variant
+from .assignment import FLOAT32_EPS, PreparedCase, Question, Tolerance, Variant, VariantKind, Wording
 from .results import ArrayDiff, CaseResult, Status
 
 SHOW_CELLS = 100  # matrices up to this many cells are shown in full in reports
 
 
-def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names: tuple[str, ...] = ()) -> CaseResult:
+@dataclass(frozen=True)
+class Verdict:
+    """What comparing one received value with the expectation decided."""
+
+    status: Status
+    message: str
+    details: str = ""
+    diff: ArrayDiff | None = None
+    matched: str | None = None  # the alternative or known mistake named
+    hint: str | None = None
+    note: str | None = None
+    candidates: tuple[str, ...] = ()  # every known mistake the value equals on this case
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision a student computed in, as judged from the returned value."""
+
+    name: str  # "float64", "float32", "float16"
+    eps: float
+
+
+FLOAT64 = Precision("float64", float(np.finfo(np.float64).eps))
+
+
+def compare_case(prepared: PreparedCase, outcome: Any, question: Question, names: tuple[str, ...] = (),
+                 wording: Wording = Wording()) -> CaseResult:
     """Judge one call. ``outcome`` is a sandbox CallOutcome (status, value, error, output, mutated_args)."""
     case = prepared.case
-    base = dict(
-        case_id=case.id,
-        function=case.function,
-        public=case.public,
-        input_shapes=input_shapes(prepared),
-        output=getattr(outcome, "output", "") or "",
-        description=case.description if case.public else "",
-    )
+    shapes = input_shapes(prepared)
+    output = getattr(outcome, "output", "") or ""
+    description = case.description if case.public else ""
     # the inputs help a student debug a public case that did not pass; every other result does without
     # them (they would repeat the same matrices in every student's result)
     inputs = describe_inputs(prepared) if case.public else None
-    verdict = _outcome_problem(outcome, case.function, names)
-    if verdict is not None:
-        status, message, traceback = verdict
-        shown = inputs if status is not Status.MISSING else None
-        return CaseResult(status=status, message=message, traceback=traceback, inputs=shown, **base)
-    received, problem = as_numeric(outcome.value)
-    if problem:
-        return CaseResult(status=Status.FAILED, message=problem, inputs=inputs, **base)
-    result = judge_value(received, prepared, question.tolerance)
-    details = result.get("details", "")
+
+    def result(verdict: Verdict, traceback: str | None = None, shown: dict[str, Any] | None = None,
+               precision: Precision = FLOAT64) -> CaseResult:
+        return CaseResult(case_id=case.id, function=case.function, public=case.public, status=verdict.status,
+                          message=verdict.message, details=verdict.details, diff=verdict.diff,
+                          matched=verdict.matched, hint=verdict.hint, note=verdict.note, inputs=shown,
+                          input_shapes=shapes, traceback=traceback, output=output, description=description,
+                          candidates=verdict.candidates, precision=precision.name)
+
+    problem = _outcome_problem(outcome, case.function, names)
+    if problem is not None:
+        status, message, traceback = problem
+        return result(Verdict(status, message), traceback, inputs if status is not Status.MISSING else None)
+    tupled = _tuple_of_arrays(outcome.value, prepared)
+    if tupled is not None:
+        return result(tupled, shown=inputs)
+    received, reason = as_numeric(outcome.value)
+    if received is None:
+        return result(Verdict(Status.FAILED, reason or "returned something that is not numeric data"), shown=inputs)
+    precision = precision_of(outcome.value)
+    verdict = judge_value(received, prepared, question.tolerance, precision, wording)
     mutated = tuple(getattr(outcome, "mutated_args", ()) or ())
     if mutated:
         names_changed = ", ".join(_argument_name(prepared, m) for m in mutated)
-        details = (details + "\n" if details else "") + (
+        verdict = replace(verdict, details=(verdict.details + "\n" if verdict.details else "") + (
             f"Note: your function changed its input {names_changed} in place. Grading gave every call a "
-            "fresh copy, but code that calls your function may be surprised; prefer working on copies.")
-    shown = inputs if result["status"] is not Status.PASSED else None
-    return CaseResult(details=details, inputs=shown, **{k: v for k, v in result.items() if k != "details"}, **base)
+            "fresh copy, but code that calls your function may be surprised; prefer working on copies."))
+    return result(verdict, shown=inputs if verdict.status is not Status.PASSED else None, precision=precision)
+
+
+def precision_of(value: Any) -> Precision:
+    """float32 (or float16) when the value has that dtype, or when every entry of a float64 result is a
+    float32 number (a float32 computation converted back: float64 arithmetic almost never lands there)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
+        return Precision(str(dtype), max(float(np.finfo(dtype).eps), FLOAT32_EPS))
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return FLOAT64
+    if not array.size:
+        return FLOAT64
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not (array.astype(np.float32) == array).all() or (array == np.floor(array)).all():
+            return FLOAT64  # float64 arithmetic (nearly always), or whole numbers, which say nothing
+    return Precision("float32", FLOAT32_EPS)
+
+
+def _tuple_of_arrays(value: Any, prepared: PreparedCase) -> Verdict | None:
+    """A tuple such as ``(Z, weights)`` where one array was expected: say so plainly."""
+    expected = np.asarray(prepared.expected)
+    if expected.ndim == 0:
+        return None
+    parts: list[Any] | None = None
+    if isinstance(value, (tuple, list)) and 1 < len(value) <= 8:
+        parts = list(value)
+    elif isinstance(value, np.ndarray) and value.ndim == expected.ndim + 1 and 1 < value.shape[0] <= 8:
+        parts = list(value)
+    elif getattr(value, "type_name", None) in ("tuple", "list"):
+        return Verdict(Status.FAILED, f"returned a `{value.type_name}` of several values; return one array",
+                       hint="Return only the result array, not a tuple of it and other values.",
+                       matched="returned_tuple", candidates=("returned_tuple",))
+    if not parts:
+        return None
+    for index, part in enumerate(parts):
+        try:
+            array = np.asarray(part, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if array.shape == expected.shape and np.allclose(array, expected, rtol=1e-4, atol=1e-6):
+            hint = (f"You return {len(parts)} values, and value {index + 1} is the expected result: return only "
+                    "that array, not a tuple of it and other values.")
+            return Verdict(Status.FAILED, f"returned {len(parts)} values where one array was expected", hint=hint,
+                           matched="returned_tuple", candidates=("returned_tuple",))
+    return None
 
 
 def _outcome_problem(outcome: Any, function: str, names: tuple[str, ...]) -> tuple[Status, str, str | None] | None:
@@ -104,64 +183,74 @@ def as_numeric(value: Any) -> tuple[np.ndarray | None, str | None]:
     return array, None
 
 
-def judge_value(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> dict:
-    """Shape → NaN/inf → allclose → alternatives → mistakes → difference; fields for CaseResult."""
+def judge_value(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance,
+                precision: Precision = FLOAT64, wording: Wording = Wording()) -> Verdict:
+    """Shape → NaN/inf → allclose → alternatives → mistakes → difference, at the student's precision."""
     expected = np.asarray(prepared.expected, dtype=np.float64)
+    tolerance = tolerance.at_precision(precision.eps, _largest(expected))
     public = prepared.case.public
     if expected.size == 1 and received.size == 1 and expected.shape != received.shape:
         received = received.reshape(expected.shape)  # a 1×1 array for a scalar is fine
     if received.shape != expected.shape:
-        return _shape_result(received, expected, prepared, tolerance)
+        return _shape_result(received, expected, prepared, tolerance, wording)
     if _close(received, expected, tolerance):
-        return {"status": Status.PASSED, "message": "correct"}
-    matched = _matching_variant(received, prepared, tolerance)
-    if matched is not None and matched.kind == "alternative":
-        return {"status": Status.PASSED, "message": f"accepted ({matched.name})", "matched": matched.name,
-                "note": matched.message}
+        return Verdict(Status.PASSED, "correct")
+    matched = _matching_variants(received, prepared, tolerance)
+    alternatives = [v for v in matched if v.kind is VariantKind.ALTERNATIVE]
+    if alternatives:
+        return Verdict(Status.PASSED, f"accepted ({alternatives[0].name})", matched=alternatives[0].name,
+                       note=alternatives[0].message)
     diff = array_diff(received, expected, tolerance, show_values=public)
-    if matched is not None:
-        return {"status": Status.FAILED, "message": f"wrong result — {matched.message}", "matched": matched.name,
-                "hint": matched.message, "diff": diff, "details": describe_difference(diff, public)}
+    details = describe_difference(diff, public, wording)
+    if matched:
+        first = matched[0]
+        return Verdict(Status.FAILED, f"wrong result — {first.message}", details, diff, first.name, first.message,
+                       candidates=tuple(v.name for v in matched))
     if not np.all(np.isfinite(received)) and np.all(np.isfinite(expected)):
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(received))[0])
-        return {"status": Status.FAILED, "diff": diff, "details": describe_difference(diff, public),
-                "message": f"the result contains NaN or inf (first at {_index(where)}); look for an overflow, "
-                           "a division by zero or a log of zero"}
-    return {"status": Status.FAILED, "diff": diff, "details": describe_difference(diff, public),
-            "message": f"wrong result: {diff.mismatches} of {expected.size} entries differ, the largest by "
-                       f"{diff.max_abs_error:.4g}" + (f" (first at {_index(diff.first_index)})" if diff.first_index else "")}
+        return Verdict(Status.FAILED, f"the result contains NaN or inf (first at {_index(where)}); look for an "
+                       "overflow, a division by zero or a log of zero", details, diff)
+    message = (f"wrong result: {diff.mismatches} of {expected.size} entries differ, the largest by "
+               f"{diff.max_abs_error:.4g}" + (f" (first at {_index(diff.first_index)})" if diff.first_index else ""))
+    return Verdict(Status.FAILED, message, details, diff)
 
 
-def _shape_result(received: np.ndarray, expected: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> dict:
-    matched = _matching_variant(received, prepared, tolerance)
-    if matched is not None:
-        status = Status.PASSED if matched.kind == "alternative" else Status.FAILED
-        key = "note" if matched.kind == "alternative" else "hint"
-        return {"status": status, "message": f"shape {_shape(received.shape)}: {matched.message}",
-                "matched": matched.name, key: matched.message}
+def _largest(array: np.ndarray) -> float:
+    finite = np.abs(array[np.isfinite(array)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _shape_result(received: np.ndarray, expected: np.ndarray, prepared: PreparedCase, tolerance: Tolerance,
+                  wording: Wording) -> Verdict:
+    matched = _matching_variants(received, prepared, tolerance)
+    if matched:
+        first = matched[0]
+        message = f"shape {_shape(received.shape)}: {first.message}"
+        if first.kind is VariantKind.ALTERNATIVE:
+            return Verdict(Status.PASSED, message, matched=first.name, note=first.message)
+        return Verdict(Status.FAILED, message, matched=first.name, hint=first.message,
+                       candidates=tuple(v.name for v in matched if v.kind is VariantKind.MISTAKE))
     message = f"returned shape {_shape(received.shape)}, expected {_shape(expected.shape)}"
     if received.ndim == 2 and received.T.shape == expected.shape:
         if _close(received.T, expected, tolerance):
-            return {"status": Status.FAILED, "matched": "transposed", "hint": "Your result is the transpose of the "
-                    "expected one: tokens are rows (row-vector convention, X @ W), so return n rows.",
-                    "message": f"{message} — it is the transpose of the expected result"}
+            return Verdict(Status.FAILED, f"{message} — it is the transpose of the expected result",
+                           matched="transposed", hint=wording.transposed, candidates=("transposed",))
         message += " (transposed?)"
-    return {"status": Status.FAILED, "message": message}
+    return Verdict(Status.FAILED, message)
 
 
-def _matching_variant(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> Variant | None:
-    """The first alternative, then the first mistake, whose output the received value equals."""
-    ordered = sorted(prepared.variants, key=lambda pair: pair[0].kind != "alternative")
-    expected = np.asarray(prepared.expected, dtype=np.float64)
-    for variant, output in ordered:
-        output = np.asarray(output, dtype=np.float64)
-        if output.shape != received.shape:
-            continue
-        if output.shape == expected.shape and _close(output, expected, tolerance):
-            continue  # the variant agrees with the reference on this case: it says nothing here
-        if _close(received, output, tolerance, equal_nan=True):
-            return variant
-    return None
+def _matching_variants(received: np.ndarray, prepared: PreparedCase, tolerance: Tolerance) -> list[Variant]:
+    """Every alternative, then every mistake, whose output the received value equals (and which says
+    something here: a variant that agrees with the reference on this case is left out)."""
+    variants, stack = prepared.stacked(tolerance, received.shape)
+    if not variants:
+        return []
+    with np.errstate(invalid="ignore", over="ignore"):
+        near = np.abs(stack - received) <= tolerance.atol + tolerance.rtol * np.abs(stack)
+        near |= np.isnan(stack) & np.isnan(received)
+        near |= np.isinf(stack) & (stack == received)
+    hits = near.reshape(len(variants), -1).all(axis=1)
+    return [variant for variant, hit in zip(variants, hits) if hit]
 
 
 def _close(a: np.ndarray, b: np.ndarray, tolerance: Tolerance, equal_nan: bool = False) -> bool:
@@ -196,7 +285,7 @@ def _listed(array: np.ndarray) -> Any:
         float(array) if np.isfinite(array) else str(float(array)))
 
 
-def describe_difference(diff: ArrayDiff, public: bool) -> str:
+def describe_difference(diff: ArrayDiff, public: bool, wording: Wording = Wording()) -> str:
     lines = [f"max abs error {diff.max_abs_error:.3g}, max rel error {diff.max_rel_error:.3g}; "
              f"{diff.mismatches} entries outside the tolerance"]
     if diff.first_index is not None and public and diff.expected is not None:
@@ -204,8 +293,7 @@ def describe_difference(diff: ArrayDiff, public: bool) -> str:
         received = _at(diff.received, diff.first_index)
         lines.append(f"first difference at {_index(diff.first_index)}: expected {_fmt(expected)}, got {_fmt(received)}")
     elif not public:
-        lines.append("this is a hidden case: its values are not shown; test your function on other inputs, "
-                     "e.g. other numbers of tokens and d ≠ d_k")
+        lines.append(wording.hidden_case)
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one case or one question."""
 
     PASSED = "passed"
@@ -25,8 +25,51 @@ class Status(str, enum.Enum):
     MISSING = "missing"  # function or written answer absent
     PENDING = "pending"  # written answer awaiting the instructor's review
 
-    def __str__(self) -> str:
-        return self.value
+
+class QuestionKind(enum.StrEnum):
+    CODE = "code"  # functions called on cases
+    WRITTEN = "written"  # a text answer
+
+
+class Mode(enum.StrEnum):
+    """What a grading run covers."""
+
+    GRADE = "grade"  # public and hidden cases (the instructor's grading)
+    CHECK = "check"  # public cases only (a student's self-check, CI)
+
+
+class Isolation(enum.StrEnum):
+    """What the sandbox actually used for a submission."""
+
+    NAMESPACES = "namespaces"  # bubblewrap with user namespaces
+    PROCESS = "process"  # resource limits only
+    NONE = "none"  # nothing ran (the submission could not be read)
+
+
+class CellStatus(enum.StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+    SKIPPED = "skipped"
+
+
+class BonusState(enum.StrEnum):
+    """The bonus decision: an explicit state, never inferred from a missing value."""
+
+    AWARDED = "awarded"
+    NOT_AWARDED = "not_awarded"
+    PENDING = "pending"  # answers await the instructor's review
+    NOT_APPLICABLE = "not_applicable"  # the assignment has no bonus questions
+
+
+class DecisionVerdict(enum.StrEnum):
+    """What a person's manual decision means, for scoring and the review app alike."""
+
+    ACCEPTED = "accepted"  # full points unless a score is given
+    REJECTED = "rejected"  # zero points unless a score is given
+    POINTS = "points"  # only points given: passed with any points > 0, failed with none
+    OPEN = "open"  # only a comment: the question keeps its automatic verdict
 
 
 # Which status wins when a question's cases disagree: the most severe one names the question.
@@ -77,12 +120,15 @@ class CaseResult:
     diff: ArrayDiff | None = None
     matched: str | None = None  # name of the alternative convention or known mistake it matched
     hint: str | None = None  # known-mistake hint
-    note: str | None = None  # alternative-convention note
+    note: str | None = None  # alternative-convention note, or the carried-forward note
     inputs: dict[str, Any] | None = None  # public cases only: argument name -> nested lists / scalars
     input_shapes: dict[str, Any] = field(default_factory=dict)  # always: argument name -> shape
     traceback: str | None = None  # trimmed to the student's frames
     output: str = ""  # captured stdout/stderr of the call, capped
     description: str = ""  # what the case is, e.g. "the sheet's worked example" (public cases)
+    candidates: tuple[str, ...] = ()  # every known mistake whose output the result equals (before resolution)
+    carried_forward: tuple[str, ...] = ()  # passed given these wrong building blocks of the student's own
+    precision: str = "float64"  # the precision the student computed in, as judged from the result
 
     @classmethod
     def from_dict(cls, data: dict) -> "CaseResult":
@@ -90,6 +136,8 @@ class CaseResult:
         data["status"] = Status(data["status"])
         if data.get("diff") is not None:
             data["diff"] = ArrayDiff.from_dict(data["diff"])
+        data["candidates"] = tuple(data.get("candidates", ()))
+        data["carried_forward"] = tuple(data.get("carried_forward", ()))
         return cls(**data)
 
 
@@ -98,7 +146,7 @@ class QuestionResult:
     """The outcome of one question of the assignment for one submission."""
 
     question_id: str
-    kind: str  # "code" or "written"
+    kind: QuestionKind
     title: str
     status: Status
     score: float
@@ -111,12 +159,14 @@ class QuestionResult:
     concepts_found: tuple[str, ...] = ()  # written questions: rubric concepts seen in the answer
     manual: bool = False  # score set by a person (review or CSV import)
     comment: str | None = None  # the reviewer's comment
+    flag: str | None = None  # for the instructor: e.g. passes the published cases only (a lookup table?)
     answer_note: str | None = None  # written questions: why the answer was not placed with confidence
 
     @classmethod
     def from_dict(cls, data: dict) -> "QuestionResult":
         data = dict(data)
         data["status"] = Status(data["status"])
+        data["kind"] = QuestionKind(data["kind"])
         data["cases"] = tuple(CaseResult.from_dict(c) for c in data.get("cases", ()))
         data["concepts_found"] = tuple(data.get("concepts_found", ()))
         return cls(**data)
@@ -127,7 +177,7 @@ class CellResult:
     """What happened when one code cell (or a whole module) ran."""
 
     index: int  # position among the notebook's cells (0-based, all cell types counted)
-    status: str  # "ok", "error", "timeout", "crashed", "skipped"
+    status: CellStatus
     message: str = ""  # e.g. "NameError: name 'np' is not defined"
     traceback: str | None = None
     output: str = ""
@@ -137,15 +187,39 @@ class CellResult:
     def from_dict(cls, data: dict) -> "CellResult":
         data = dict(data)
         data["notes"] = tuple(data.get("notes", ()))
+        data["status"] = CellStatus(data["status"])
         return cls(**data)
+
+
+_AWARDED = {BonusState.AWARDED: True, BonusState.NOT_AWARDED: False}
 
 
 @dataclass(frozen=True)
 class BonusDecision:
-    """Whether the bonus is awarded, and why, in one sentence."""
+    """The bonus decision, an explicit state, and why, in one sentence.
 
-    awarded: bool | None  # None: not decided yet (answers await review)
+    ``awarded`` (true / false / null in JSON) is kept for readers of older results: it follows from
+    the state (null for pending and for not applicable).
+    """
+
+    state: BonusState
     reason: str
+    awarded: bool | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        state: Any = self.state
+        if state is None or isinstance(state, bool):  # the older spelling: awarded True / False / None
+            state = BonusState.AWARDED if state is True else BonusState.NOT_AWARDED if state is False else \
+                BonusState.NOT_APPLICABLE if "no bonus questions" in self.reason else BonusState.PENDING
+        object.__setattr__(self, "state", BonusState(state))
+        object.__setattr__(self, "awarded", _AWARDED.get(self.state))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BonusDecision":
+        state = data.get("state")
+        if state is None:  # results written before the state existed: the older spelling
+            return cls(data.get("awarded"), str(data.get("reason", "")))  # type: ignore[arg-type]
+        return cls(BonusState(state), str(data.get("reason", "")))
 
 
 @dataclass(frozen=True)
@@ -159,6 +233,20 @@ class ManualDecision:
     reviewer: str = ""
     decided_at: str = ""  # ISO 8601, UTC
 
+    @property
+    def verdict(self) -> DecisionVerdict:
+        """The one meaning of this decision, shared by scoring and the review app."""
+        if self.accepted is True:
+            return DecisionVerdict.ACCEPTED
+        if self.accepted is False:
+            return DecisionVerdict.REJECTED
+        return DecisionVerdict.POINTS if self.score is not None else DecisionVerdict.OPEN
+
+    @property
+    def decided(self) -> bool:
+        """False for a comment alone: the question stays open (pending review) as it was."""
+        return self.verdict is not DecisionVerdict.OPEN
+
 
 @dataclass(frozen=True)
 class SubmissionResult:
@@ -167,14 +255,14 @@ class SubmissionResult:
     student: str
     file: str  # path as given to grader (never opened again by downstream stages)
     assignment: str
-    isolation: str  # "namespaces" or "process": what the sandbox actually used
+    isolation: Isolation  # what the sandbox actually used
     error: str | None  # the submission could not be graded at all (unreadable file, ...)
     questions: dict[str, QuestionResult]  # in the assignment's question order
     bonus: BonusDecision
     score: float = 0.0
     max_score: float = 0.0
     cells: tuple[CellResult, ...] = ()
-    mode: str = "grade"  # "grade" (public + hidden cases) or "check" (public only)
+    mode: Mode = Mode.GRADE  # grade: public + hidden cases; check: public only
     content_hash: str = ""  # sha256 of the submission bytes
     assignment_version: str = ""  # hash of the assignment definition
     graded_at: str = ""  # ISO 8601, UTC
@@ -193,7 +281,9 @@ class SubmissionResult:
         data["questions"] = {
             qid: QuestionResult.from_dict(q) for qid, q in data.get("questions", {}).items()
         }
-        data["bonus"] = BonusDecision(**data["bonus"])
+        data["bonus"] = BonusDecision.from_dict(data["bonus"])
+        data["isolation"] = Isolation(data["isolation"])
+        data["mode"] = Mode(data.get("mode", Mode.GRADE))
         data["cells"] = tuple(CellResult.from_dict(c) for c in data.get("cells", ()))
         return cls(**data)
 

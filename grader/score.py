@@ -9,35 +9,75 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Iterable
+from typing import Iterable, Literal
 
-from .assignment import Assignment, BonusRule, Concept, Question
-from .results import SEVERITY, BonusDecision, CaseResult, ManualDecision, QuestionResult, Status, SubmissionResult
+from .assignment import Assignment, BonusRule, BonusRuleName, Concept, Question, WrittenMode
+from .results import (
+    SEVERITY,
+    BonusDecision,
+    BonusState,
+    CaseResult,
+    DecisionVerdict,
+    ManualDecision,
+    Mode,
+    QuestionResult,
+    Status,
+    SubmissionResult,
+)
 
 
 def score_code_question(question: Question, cases: Iterable[CaseResult]) -> QuestionResult:
-    """Points in proportion to the cases passed; the status is the most severe case status."""
+    """Points in proportion to the cases passed; the status is the most severe case status.
+
+    A function that passes its published cases but fails every hidden one (answers looked up from the
+    published expected values, or code that only works on the sheet's shapes) earns nothing for its
+    public cases either, and the question is flagged for the instructor.
+    """
     cases = tuple(cases)
     if not cases:
         return _question(question, Status.PENDING, 0.0, "No cases were run for this question.", cases)
+    cases, flag = _public_only(cases)
     passed = sum(c.status is Status.PASSED for c in cases)
     score = round(question.points * passed / len(cases), 2)
     status = max((c.status for c in cases), key=lambda s: SEVERITY[s])
-    return _question(question, status, score, _code_feedback(cases, passed), cases)
+    return replace(_question(question, status, score, _code_feedback(cases, passed), cases), flag=flag)
+
+
+PUBLIC_ONLY = ("passes only the published cases: `{function}` failed every hidden case, so its published "
+               "cases earn nothing either")
+
+
+def _public_only(cases: tuple[CaseResult, ...]) -> tuple[tuple[CaseResult, ...], str | None]:
+    flagged = []
+    for function in dict.fromkeys(c.function for c in cases):
+        own = [c for c in cases if c.function == function]
+        hidden = [c for c in own if not c.public]
+        public_passed = [c for c in own if c.public and c.status is Status.PASSED]
+        if hidden and public_passed and all(c.status in (Status.FAILED, Status.ERROR) for c in hidden):
+            flagged.append(function)
+    if not flagged:
+        return cases, None
+    message = ("this function passes the published cases but fails every hidden one, so these earn nothing; "
+               "make it compute the result for any input")
+    cases = tuple(replace(c, status=Status.FAILED, message=message, note=None)
+                  if c.function in flagged and c.public and c.status is Status.PASSED else c for c in cases)
+    return cases, "; ".join(PUBLIC_ONLY.format(function=f) for f in flagged)
 
 
 def _code_feedback(cases: tuple[CaseResult, ...], passed: int) -> str:
     total = len(cases)
+    carried = sorted({c.note for c in cases if c.carried_forward and c.note})
     if passed == total:
-        notes = sorted({c.note for c in cases if c.note})
-        return "\n".join(["The check passed." if total == 1 else f"All {total} checks passed.", *notes])
+        notes = sorted({c.note for c in cases if c.note and not c.carried_forward})
+        return "\n".join(["The check passed." if total == 1 else f"All {total} checks passed.", *notes, *carried])
     failing = [c for c in cases if c.status is not Status.PASSED]
     first = max(failing, key=lambda c: SEVERITY[c.status])
     if all(c.status is Status.MISSING for c in failing) and passed == 0:
         return first.message
-    hints = sorted({c.hint for c in failing if c.hint})
+    hints = sorted({c.hint for c in cases if c.hint})
     lines = [f"{passed} of {total} checks passed. {first.function}: {first.message}"]
     lines += [f"Hint: {h}" for h in hints if h not in first.message]
+    lines += carried
     return "\n".join(lines)
 
 
@@ -53,7 +93,7 @@ def score_written_question(question: Question, answer: str | None, rule: BonusRu
     long_enough = words >= question.min_words
     opinion = suggest(question, answer, hits)
     suggestion = f"{opinion.verdict}: {opinion.reason}"
-    accepted = rule.written == "auto" and long_enough and len(found) >= rule.auto_min_concepts
+    accepted = rule.written == WrittenMode.AUTO and long_enough and len(found) >= rule.auto_min_concepts
     status = Status.PASSED if accepted else Status.PENDING
     score = question.points if accepted else 0.0
     if accepted:
@@ -82,7 +122,7 @@ def concepts_found(question: Question, text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Suggestion:
-    verdict: str  # "accept", "check" or "reject": provisional, the person decides
+    verdict: Literal["accept", "check", "reject"]  # provisional: the person decides
     points: float
     reason: str
 
@@ -134,52 +174,58 @@ def _question(question: Question, status: Status, score: float, feedback: str, c
 
 
 def apply_decision(question: Question, result: QuestionResult, decision: ManualDecision) -> QuestionResult:
-    """A person's verdict overrides the automatic one for that question."""
-    if decision.accepted is None and decision.score is None:  # only a comment so far: still undecided
+    """A person's verdict overrides the automatic one for that question.
+
+    The decision's meaning is :attr:`ManualDecision.verdict`, the same the review app shows: accepted
+    (full points unless a score is given), rejected (zero unless a score is given), points only
+    (passed with more than zero), or open — a comment alone, which keeps the automatic verdict.
+    """
+    verdict = decision.verdict
+    if verdict is DecisionVerdict.OPEN:
         feedback = result.feedback + (f"\nComment: {decision.comment}" if decision.comment else "")
         return replace(result, feedback=feedback, comment=decision.comment)
     if decision.score is not None:
         score = max(0.0, min(float(decision.score), question.points))
     else:
-        score = question.points if decision.accepted else 0.0 if decision.accepted is False else result.score
-    if decision.accepted is None:
-        status = Status.PASSED if score >= question.points else Status.FAILED if score == 0 else Status.PASSED
+        score = question.points if verdict is DecisionVerdict.ACCEPTED else 0.0
+    if verdict is DecisionVerdict.POINTS:
+        status = Status.PASSED if score > 0 else Status.FAILED
     else:
-        status = Status.PASSED if decision.accepted else Status.FAILED
-    verdict = "accepted" if status is Status.PASSED else "not accepted"
-    feedback = f"Reviewed: {verdict} ({score:g} of {question.points:g} points)."
+        status = Status.PASSED if verdict is DecisionVerdict.ACCEPTED else Status.FAILED
+    word = "accepted" if status is Status.PASSED else "not accepted"
+    feedback = f"Reviewed: {word} ({score:g} of {question.points:g} points)."
     if decision.comment:
         feedback += f"\nComment: {decision.comment}"
     return replace(result, status=status, score=round(score, 2), feedback=feedback, manual=True,
                    comment=decision.comment)
 
 
-def decide_bonus(questions: dict[str, QuestionResult], rule: BonusRule, mode: str = "grade") -> BonusDecision:
+def decide_bonus(questions: dict[str, QuestionResult], rule: BonusRule, mode: Mode | str = Mode.GRADE) -> BonusDecision:
     """The bonus decision with its reason, in one sentence."""
     counted = [q for q in questions.values() if q.bonus]
     if not counted:
-        return BonusDecision(None, "This assignment has no bonus questions.")
+        return BonusDecision(BonusState.NOT_APPLICABLE, "This assignment has no bonus questions.")
     accepted = [q.question_id for q in counted if q.status is Status.PASSED]
     missing = [q.question_id for q in counted if q.status is Status.MISSING]
     pending = [q.question_id for q in counted if q.status is Status.PENDING]
     rejected = [q.question_id for q in counted if q.status not in (Status.PASSED, Status.MISSING, Status.PENDING)]
-    needed = len(counted) if rule.rule == "all" else min(rule.minimum, len(counted))
+    needed = len(counted) if rule.rule == BonusRuleName.ALL else min(rule.minimum, len(counted))
     if len(accepted) >= needed:
-        what = f"all {_count_word(len(counted))} required answers" if rule.rule == "all" else \
+        what = f"all {_count_word(len(counted))} required answers" if rule.rule == BonusRuleName.ALL else \
             f"{len(accepted)} of the {needed} required answers"
-        return BonusDecision(True, f"Bonus awarded: {what} accepted.")
+        return BonusDecision(BonusState.AWARDED, f"Bonus awarded: {what} accepted.")
     if len(accepted) + len(pending) < needed:
         problems = []
         if missing:
             problems.append(f"{_join(missing)} {'is' if len(missing) == 1 else 'are'} unanswered")
         if rejected:
             problems.append(f"{_join(rejected)} {'was' if len(rejected) == 1 else 'were'} not accepted")
-        return BonusDecision(False, f"Not yet: {'; '.join(problems)}.")
-    if mode == "check":
-        return BonusDecision(None, f"Bonus pending: the answers to {_join(pending)} are there; the instructor reviews "
-                                   "them when grading.")
-    return BonusDecision(None, f"Bonus pending: {_join(pending)} await{'s' if len(pending) == 1 else ''} the "
-                               "instructor's review.")
+        return BonusDecision(BonusState.NOT_AWARDED, f"Not yet: {'; '.join(problems)}.")
+    if mode == Mode.CHECK:
+        return BonusDecision(BonusState.PENDING, f"Bonus pending: the answers to {_join(pending)} are there; the "
+                                                 "instructor reviews them when grading.")
+    return BonusDecision(BonusState.PENDING, f"Bonus pending: {_join(pending)} await{'s' if len(pending) == 1 else ''} "
+                                             "the instructor's review.")
 
 
 def _count_word(n: int) -> str:
@@ -201,7 +247,8 @@ def finalise(result: SubmissionResult, assignment: Assignment) -> SubmissionResu
     score, max_score = totals(result.questions)
     bonus = decide_bonus(result.questions, assignment.bonus, result.mode)
     if result.error:
-        bonus = BonusDecision(False, f"Not yet: the submission could not be graded ({result.error.splitlines()[0]}).")
+        bonus = BonusDecision(BonusState.NOT_AWARDED,
+                              f"Not yet: the submission could not be graded ({result.error.splitlines()[0]}).")
     return replace(result, score=score, max_score=max_score, bonus=bonus)
 
 

@@ -166,7 +166,7 @@ def _compare(texts: dict[str, str], template: str, kind: str, label: str, thresh
     return found
 
 
-def _jaccard_above(students: list[str], sets: dict[str, set[int]], threshold: float):
+def _jaccard_above(students: list[str], sets: dict[str, frozenset[int]] | dict[str, set[int]], threshold: float):
     """(a, b, jaccard) for every pair at or above threshold, via blocks of the student x fingerprint matrix."""
     if len(students) < 2:
         return []
@@ -187,8 +187,8 @@ def _jaccard_above(students: list[str], sets: dict[str, set[int]], threshold: fl
     union = sizes[:, None] + sizes[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         jaccard = np.where(union > 0, inter / union, 0.0)
-    rows, columns = np.nonzero(np.triu(jaccard >= threshold - 1e-12, k=1))
-    return [(students[i], students[j], float(jaccard[i, j])) for i, j in zip(rows.tolist(), columns.tolist())]
+    upper, right = np.nonzero(np.triu(jaccard >= threshold - 1e-12, k=1))
+    return [(students[i], students[j], float(jaccard[i, j])) for i, j in zip(upper.tolist(), right.tolist())]
 
 
 # --------------------------------------------------------------------------- passages

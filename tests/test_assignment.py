@@ -120,7 +120,7 @@ def _broken_copy(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
     ("points = 1\n", "", "points"),
     ('functions = ["project"]', 'functions = ["projekt"]', "functions"),
     ("tolerance = { rtol = 1e-5, atol = 1e-8 }", 'tolerance = { rtol = -1.0, atol = 1e-8 }', "tolerance.rtol"),
-    ('implementation = "variants:project__transposed_weight"', 'implementation = "variants:no_such_variant"',
+    ('name = "project__transposed_weight"', 'name = "project__transposed_weight"\nimplementation = "variants:no_such"',
      "implementation"),
     ("call_timeout = 5\n", "call_timeout = 5\ncpu_speed = 3\n", "limits.cpu_speed"),
     ('rule = "all"', 'rule = "most"', "bonus.rule"),
@@ -154,7 +154,7 @@ def test_bundle_round_trips_through_json(assignment, tmp_path):
     assert not bundle.has_reference
     assert [q.id for q in bundle.questions] == QUESTION_IDS
     assert bundle.questions == tuple(
-        q.__class__(**{**vars(q), "variants": tuple(v.__class__(v.name, v.kind, v.function, v.message)
+        q.__class__(**{**vars(q), "variants": tuple(v.__class__(v.name, v.kind, v.function, v.message, question=q.id)
                                                     for v in q.variants)})
         for q in assignment.questions)
     original = assignment.prepared_cases(include_hidden=False)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import skip_or_fail
 
-from grader.api import grade_many, grade_submission
+from grader.api import check, grade_many, grade_submission
 from grader.assignment import load_assignment
 from grader.results import Status
 from grader.sandbox import available_isolation
@@ -222,10 +222,12 @@ def test_sheet_hard_coded_results_fail_hidden_cases(assignment, tmp_path):
     path = tmp_path / "hardcoded.ipynb"
     nbformat.write(notebook(cells, {}), path)
     result = grade_submission(path, assignment, mode="grade", isolation="namespaces")
-    cases = result.questions[sheet.case.question].cases
-    encoder_cases = [c for c in cases if c.function == "encoder_layer"]
-    assert any(c.public and c.status is Status.PASSED for c in encoder_cases)
+    question = result.questions[sheet.case.question]
+    encoder_cases = [c for c in question.cases if c.function == "encoder_layer"]
     assert any(not c.public and c.status is not Status.PASSED for c in encoder_cases)
+    # passing only the published case earns nothing (issue 10 §6), and the instructor sees why
+    assert question.score == 0 and "published cases" in (question.flag or "")
+    assert check(path, assignment).questions[sheet.case.question].status is Status.PASSED
 
 
 def test_reduced_isolation_still_grades_and_says_so(assignment, tmp_path):

@@ -69,3 +69,46 @@ def test_manual_score_is_clamped_to_the_question(score, accepted):
     decided = apply_decision(WRITTEN, base, ManualDecision("2.1", accepted=accepted, score=score, comment="ok"))
     assert 0.0 <= decided.score <= WRITTEN.points and decided.manual
     assert decided.status is (Status.PASSED if accepted else Status.FAILED)
+
+
+def test_bonus_is_an_explicit_state_and_json_keeps_awarded():
+    from grader.results import BonusDecision, BonusState
+
+    code_only = {"4.2a": score_code_question(CODE, [case(Status.PASSED)])}
+    decision = decide_bonus(code_only, BonusRule())
+    assert decision.state is BonusState.NOT_APPLICABLE and decision.awarded is None
+    assert not decision.reason.startswith("Bonus pending")
+    ids = ["2.1", "2.2"]
+    assert decide_bonus({q: written(q, Status.PASSED) for q in ids}, BonusRule()).state is BonusState.AWARDED
+    assert decide_bonus({q: written(q, Status.PENDING) for q in ids}, BonusRule()).state is BonusState.PENDING
+    assert decide_bonus({q: written(q, Status.MISSING) for q in ids}, BonusRule()).state is BonusState.NOT_AWARDED
+    # older results.json files have only `awarded`: read back into the same states
+    assert BonusDecision.from_dict({"awarded": True, "reason": ""}).state is BonusState.AWARDED
+    assert BonusDecision.from_dict({"awarded": None, "reason": "This assignment has no bonus questions."}).state \
+        is BonusState.NOT_APPLICABLE
+
+
+def test_a_comment_alone_keeps_the_answer_open_as_the_review_app_shows_it():
+    from grader.results import DecisionVerdict
+
+    base = score_written_question(WRITTEN, "frozen weights, few parameters, adapted to the task", BonusRule())
+    comment_only = ManualDecision("2.1", accepted=None, score=None, comment="Please expand on the second point.")
+    assert comment_only.verdict is DecisionVerdict.OPEN and not comment_only.decided
+    kept = apply_decision(WRITTEN, base, comment_only)
+    assert kept.status is Status.PENDING and kept.score == 0 and not kept.manual
+    assert kept.comment == "Please expand on the second point." and "Comment:" in kept.feedback
+    points = apply_decision(WRITTEN, base, ManualDecision("2.1", accepted=None, score=0.5))
+    assert points.status is Status.PASSED and points.score == 0.5
+
+
+def test_passing_only_the_published_cases_earns_nothing_and_is_flagged():
+    def one(public: bool, status: Status, function: str = "softmax") -> CaseResult:
+        return CaseResult(case_id=f"c{public}{status}", function=function, public=public, status=status, message="")
+
+    table = [one(True, Status.PASSED), one(True, Status.PASSED), one(False, Status.FAILED), one(False, Status.ERROR)]
+    result = score_code_question(CODE, table)
+    assert result.score == 0 and "published cases" in result.flag
+    honest = [one(True, Status.PASSED), one(False, Status.PASSED), one(False, Status.FAILED)]
+    assert score_code_question(CODE, honest).flag is None and score_code_question(CODE, honest).score > 0
+    # in `grader check` there are no hidden cases: nothing to flag
+    assert score_code_question(CODE, [one(True, Status.PASSED)]).flag is None

@@ -20,20 +20,32 @@ _spec.loader.exec_module(make_examples)
 
 # Mistakes whose imitation needs particular shapes (a square W, d == d_k), as the student's code would.
 SHAPE_LIMITED = {"project__transposed_weight", "lora_projection__xwab", "prefix_self_attention__prefix_projected",
-                 "transformer_layer__prefix_projected"}
+                 "lora_projection__ab_transposed", "self_attention__with_residual"}
 # The mistakes exercise-01.md names (and the brief's examples): each must exist.
 REQUIRED = [
     "projection_loss__squared", "transformer_layer__pfeiffer",
     "self_attention__unscaled", "self_attention__scaled_by_sqrt_d", "softmax__wrong_axis",
-    "softmax__no_max_subtraction", "decoder_layer__mask_reversed", "decoder_layer__mask_without_diagonal",
+    "softmax__no_max_subtraction", "self_attention__mask_reversed", "self_attention__mask_without_diagonal",
     "encoder_layer__no_attention_residual", "encoder_layer__no_ffn_residual", "decoder_layer__no_attention_residual",
     "decoder_layer__no_ffn_residual", "feed_forward__relu_after_w2", "self_attention__transposed",
     "lora_projection__no_scaling", "lora_projection__xwab", "prefix_self_attention__prefix_projected",
     "prefix_self_attention__prefix_masked_causally", "bottleneck_adapter__no_skip",
-    "transformer_layer__adapter_before_ffn", "encoder_layer__unscaled", "decoder_layer__unscaled",
-    "transformer_layer__unscaled", "self_attention__softmax_wrong_axis", "encoder_layer__softmax_wrong_axis",
-    "transformer_layer__lora_no_scaling", "transformer_layer__prefix_projected",
-    "transformer_layer__adapter_no_skip", "transformer_layer__prefix_masked_causally",
+    "transformer_layer__adapter_before_ffn",
+    # issue 10 §5: the forms students really write
+    "self_attention__mask_without_diagonal_1e9", "transformer_layer__adapter_inside_ffn_input",
+    "transformer_layer__adapter_on_attention", "encoder_layer__residual_twice", "decoder_layer__residual_twice",
+    "softmax__whole_matrix", "self_attention__causal_ignored", "self_attention__with_residual",
+    "lora_projection__scaled_by_alpha_times_r", "lora_projection__ab_transposed", "self_attention__divided_by_dk",
+]
+# Declared once on its building block, a mistake is derived by the engine for every composite that uses it.
+PROPAGATED = [
+    ("encoder_layer", "self_attention__unscaled"), ("decoder_layer", "self_attention__mask_reversed"),
+    ("decoder_layer", "self_attention__mask_without_diagonal"), ("self_attention", "softmax__wrong_axis"),
+    ("encoder_layer", "softmax__wrong_axis"), ("transformer_layer", "lora_projection__no_scaling"),
+    ("transformer_layer", "prefix_self_attention__prefix_projected"),
+    ("transformer_layer", "bottleneck_adapter__no_skip"),
+    ("transformer_layer", "self_attention__unscaled"), ("transformer_layer", "prefix_self_attention__unscaled"),
+    ("decoder_layer", "feed_forward__relu_after_w2"),
 ]
 
 ASSIGNMENT = load_assignment(FOLDER)
@@ -59,6 +71,25 @@ def test_required_variants_exist_and_are_listed():
     for name in REQUIRED:
         assert callable(getattr(VARIANTS_MODULE, name, None)), name
         assert name in listed, f"{name} is not listed in assignment.toml"
+
+
+@pytest.mark.parametrize("composite, origin", PROPAGATED)
+def test_building_block_mistakes_are_derived_for_composites(composite, origin):
+    """No composite re-types a building block's mistake: the engine derives it through the reference."""
+    assert not hasattr(VARIANTS_MODULE, f"{composite}__{origin.partition('__')[2]}")
+    derived = [(p, v, out) for p in ALL_CASES if p.case.function == composite
+               for v, out in p.variants if v.origin == origin]
+    assert derived, f"{origin} is not derived for {composite}"
+    assert any(_differs(out, p.expected, ASSIGNMENT.question(p.case.question).tolerance) for p, _, out in derived)
+    home = next(q.id for q, v in LISTED if v.name == origin)
+    assert all(v.question == home and v.origin_function == origin.partition("__")[0] for _, v, _ in derived)
+
+
+def test_variant_function_and_implementation_follow_from_the_name():
+    text = (FOLDER / "assignment.toml").read_text()
+    assert "implementation = " not in text and "\nfunction = " not in text
+    for _, variant in LISTED:
+        assert variant.implementation is getattr(VARIANTS_MODULE, variant.name)
 
 
 def test_every_variant_function_is_listed_and_named_for_its_function():

@@ -237,10 +237,10 @@ def junit_xml(results: Iterable[SubmissionResult], assignment: Assignment) -> st
         total_time += max(result.duration, 0.0)
         if result.graded_at:
             suite.set("timestamp", _x(result.graded_at.replace("Z", "")[:19]))
-        for name, value in (("score", points(result.score)), ("max_score", points(_max_score(result, assignment))),
-                            ("bonus", bonus_word(result)), ("isolation", result.isolation),
-                            *((f"points {qid}", value) for qid, value in question_points)):
-            ET.SubElement(properties, "property", name=name, value=_x(value))
+        for name, text in (("score", points(result.score)), ("max_score", points(_max_score(result, assignment))),
+                           ("bonus", bonus_word(result)), ("isolation", str(result.isolation)),
+                           *((f"points {qid}", value) for qid, value in question_points)):
+            ET.SubElement(properties, "property", name=name, value=_x(text))
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{total_time:.3f}")

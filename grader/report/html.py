@@ -270,7 +270,7 @@ def matrix_html(values: Any, mask: Any = None, caption: str = "") -> Markup:
     elif depth == 1:
         rows, mask_rows = [list(values)], [list(mask)] if isinstance(mask, (list, tuple)) else None
     else:
-        rows, mask_rows = values, mask if isinstance(mask, (list, tuple)) else None
+        rows, mask_rows = values, list(mask) if isinstance(mask, (list, tuple)) else None
     out = ['<table class="matrix">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
@@ -395,6 +395,9 @@ def _flags(result: SubmissionResult) -> list[tuple[str, str]]:
         flags.append(("error", "errors in " + ", ".join(errored + crashed)))
     if result.isolation != "namespaces":
         flags.append(("isolation", f"ran with reduced isolation ({result.isolation or 'unknown'})"))
+    public_only = [q for q, r in result.questions.items() if r.flag]
+    if public_only:
+        flags.append(("public-only", "passes only the published cases (a lookup table?) in " + ", ".join(public_only)))
     return flags
 
 
@@ -464,7 +467,8 @@ def _pass_chart(questions: Iterable[Question], tallies: dict[str, Counter], n: i
     bars = []
     for i, question in enumerate(questions):
         tally = tallies[question.id]
-        x, segments = label_w, []
+        x: float = label_w
+        segments: list[dict] = []
         for key, label in CHART_SEGMENTS:
             count = tally.get(key, 0)
             if not count or not n:

@@ -123,7 +123,7 @@ def group_answers(answers: dict[str, str]) -> list[list[str]]:
 
 
 def _decided(decision: ManualDecision | None) -> bool:
-    return decision is not None and (decision.accepted is not None or decision.score is not None)
+    return decision is not None and decision.decided  # the meaning scoring uses (ManualDecision.verdict)
 
 
 def _summary(decision: ManualDecision | None, points: float) -> dict:

@@ -20,7 +20,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def _decode_array(body: list, blobs: list[bytes]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- frames
-def encode_frame(msg: dict[str, Any], blobs: list[bytes] = ()) -> bytes:
+def encode_frame(msg: dict[str, Any], blobs: Sequence[bytes] = ()) -> bytes:
     """One frame: the message (plain JSON, already value-encoded where needed) plus blobs."""
     header = json.dumps({"msg": msg, "blobs": [len(b) for b in blobs]}, allow_nan=False,
                         separators=(",", ":")).encode("utf-8")

@@ -20,8 +20,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
+from grader.carry import Recording
 from grader.errors import SandboxError
 from grader.sandbox import cgroups
 from grader.sandbox.command import describe, minimal_env, probe_bwrap, seccomp_memfd, worker_argv
@@ -70,6 +71,7 @@ class Call:
     function: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    record: tuple[str, ...] = ()  # the student's own functions whose calls inside this one are recorded
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class CallOutcome:
     error: ErrorInfo | None = None
     output: str = ""
     mutated_args: tuple[str, ...] = ()
+    recorded: Recording | None = None  # calls to the student's own functions made inside this one
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ class _Zygote:
         data = self.ctrl.recv(65536)
         return json.loads(data) if data else None
 
-    def send(self, msg: dict, fds: list[int] = ()) -> None:
+    def send(self, msg: dict, fds: Sequence[int] = ()) -> None:
         import json  # noqa: PLC0415
         socket.send_fds(self.ctrl, [json.dumps(msg).encode()], list(fds))
 
@@ -263,6 +266,13 @@ class Sandbox:
         if self._zygote is not None:
             self._zygote.stop()
             self._zygote = None
+
+    @property
+    def live(self) -> _Zygote:
+        """The running zygote (a closed Sandbox has none)."""
+        if self._zygote is None:
+            raise SandboxError("this Sandbox is closed")
+        return self._zygote
 
     def _restart(self) -> None:
         if self._zygote is not None:
@@ -329,7 +339,7 @@ class Sandbox:
             calls = list(st.pending)
             blobs: list[bytes] = []
             batch = [{"id": c.id, "function": c.function, "args": encode_value(tuple(c.args), blobs),
-                      "kwargs": encode_value(dict(c.kwargs), blobs)} for c in calls]
+                      "kwargs": encode_value(dict(c.kwargs), blobs), "record": list(c.record)} for c in calls]
             child.send({"op": "calls", "calls": batch}, lim.call_timeout, blobs)
             for call in calls:
                 current = ("call", call)
@@ -365,9 +375,10 @@ class _Child:
             limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
                                                     "max_file_mb", "max_open_files",
                                                     "output_bytes", "max_result_mb", "tmp_mb")}
-            if box._zygote.cgroup is not None:
-                box._zygote.cgroup.set_limits(lim.memory_mb, lim.tmp_mb, lim.max_processes)
-            box._zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
+            zygote = box.live
+            if zygote.cgroup is not None:
+                zygote.cgroup.set_limits(lim.memory_mb, lim.tmp_mb, lim.max_processes)
+            zygote.send({"op": "run", "limits": limits}, [theirs.fileno()])
         finally:
             theirs.close()
 
@@ -375,7 +386,7 @@ class _Child:
         mine = time.monotonic() + seconds
         return (self.total, True) if self.total < mine else (mine, False)
 
-    def send(self, msg: dict, seconds: float, blobs: list[bytes] = ()) -> None:
+    def send(self, msg: dict, seconds: float, blobs: Sequence[bytes] = ()) -> None:
         deadline, _ = self._deadline(seconds)
         try:
             self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
@@ -404,10 +415,10 @@ class _Child:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Gone("timeout", "total" if is_total else "")
-            ready = select.select([self.sock, self.box._zygote.ctrl], [], [], left)[0]
+            ready = select.select([self.sock, self.box.live.ctrl], [], [], left)[0]
             if self.sock in ready and not self._read():
                 self._await_exit(min(deadline, time.monotonic() + 1.0))
-            if self.box._zygote.ctrl in ready and self.exit is None:
+            if self.box.live.ctrl in ready and self.exit is None:
                 self._ctrl_message(time.monotonic())
 
     def _read(self) -> bool:
@@ -429,7 +440,7 @@ class _Child:
 
     def _ctrl_message(self, deadline: float) -> None:
         try:
-            msg = self.box._zygote.recv(deadline)
+            msg = self.box.live.recv(deadline)
         except TimeoutError:
             return
         if msg is None:  # the zygote itself died
@@ -454,7 +465,7 @@ class _Child:
             return
         self.killed = True
         try:
-            self.box._zygote.send({"op": "kill"})
+            self.box.live.send({"op": "kill"})
             deadline = time.monotonic() + 1.0
             while self.exit is None and time.monotonic() < deadline:
                 self._ctrl_message(deadline)
@@ -549,10 +560,11 @@ class _State:
                     value = Unconvertible(type(value).__name__, repr(value)[:200])
         elif status not in ("error", "missing"):
             status = "error"
-        mutated = msg.get("mutated") if isinstance(msg.get("mutated"), list) else []
+        mutated: list[Any] = msg["mutated"] if isinstance(msg.get("mutated"), list) else []
+        recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else None
         self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
                                           _text(msg.get("output")),
-                                          tuple(str(m)[:100] for m in mutated[:100]))
+                                          tuple(str(m)[:100] for m in mutated[:100]), recorded)
         self.pending.remove(call)
 
     def fail_call(self, call: Call, gone: _Gone) -> None:
@@ -579,6 +591,13 @@ class _State:
         return JobOutcome(tuple(self.cells[c.index] for c in self.job.cells),
                           {c.id: self.calls[c.id] for c in self.job.calls}, self.names,
                           isolation, self.restarts, tuple(self.notes), detail)
+
+
+def _recorded(entries: Any, blobs: list[bytes], asked: tuple[str, ...]) -> Recording | None:
+    """The recorded building-block calls, decoded (like any value) only if a replay asks for them."""
+    if not isinstance(entries, list) or not entries or not asked:
+        return None
+    return Recording(entries, blobs, asked, decode_value)
 
 
 def _text(value: Any, cap: int = 1 << 20) -> str:

@@ -1,10 +1,10 @@
 """Other answers than the reference's for Exercise 1: accepted alternatives and known mistakes.
 
 Each function imitates one student function and has its signature; it is named
-``<function>__<variant>``. assignment.toml lists them (``implementation = "variants:<name>"``) with the
-note or hint the student sees. A mistake in a building block (softmax, self_attention, LoRA, prefix,
-adapter) also has its propagated form in the functions that use it, so the student of a layer
-question gets the hint too.
+``<function>__<variant>``, and assignment.toml lists it by that name with the note or hint the student
+sees. Each mistake is declared once, on the function where it is made: the engine derives its
+propagated form in every composite whose reference calls that function (grader.carry), so a mistake in
+softmax also names itself in self_attention and the layers without being typed again here.
 
 Like the reference, every function here is pastable alone into a cell: it calls only numpy, the
 student API by name, and other functions of this module by name.
@@ -49,6 +49,13 @@ def softmax__no_max_subtraction(x):
         return exponentials / np.sum(exponentials, axis=-1, keepdims=True)
 
 
+def softmax__whole_matrix(x):
+    """Mistake: normalised over all entries of the matrix at once, not row by row."""
+    shifted = x - np.max(x)
+    exponentials = np.exp(shifted)
+    return exponentials / np.sum(exponentials)
+
+
 # --------------------------------------------------------------------------- 4.2 self-attention
 
 
@@ -70,16 +77,6 @@ def self_attention__scaled_by_sqrt_d(H, W_q, W_k, W_v, causal=False):
         n = scores.shape[0]
         scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=1), -np.inf, scores)
     return softmax(scores) @ V
-
-
-def self_attention__softmax_wrong_axis(H, W_q, W_k, W_v, causal=False):
-    """Mistake (propagated): the attention weights normalised over the queries (columns)."""
-    Q, K, V = H @ W_q, H @ W_k, H @ W_v
-    scores = Q @ K.T / np.sqrt(K.shape[1])
-    if causal:
-        n = scores.shape[0]
-        scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=1), -np.inf, scores)
-    return softmax__wrong_axis(scores) @ V
 
 
 def self_attention__transposed(H, W_q, W_k, W_v, causal=False):
@@ -113,6 +110,42 @@ def self_attention__mask_without_diagonal(H, W_q, W_k, W_v, causal=False):
         return softmax(scores) @ V
 
 
+def self_attention__mask_without_diagonal_1e9(H, W_q, W_k, W_v, causal=False):
+    """Mistake: the causal mask hides each token from itself, written with -1e9 (row 0 attends uniformly)."""
+    Q, K, V = H @ W_q, H @ W_k, H @ W_v
+    scores = Q @ K.T / np.sqrt(K.shape[1])
+    if causal:
+        n = scores.shape[0]
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=0), -1e9, scores)
+    return softmax(scores) @ V
+
+
+def self_attention__divided_by_dk(H, W_q, W_k, W_v, causal=False):
+    """Mistake: scores divided by d_k instead of √d_k."""
+    Q, K, V = H @ W_q, H @ W_k, H @ W_v
+    scores = Q @ K.T / K.shape[1]
+    if causal:
+        n = scores.shape[0]
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=1), -np.inf, scores)
+    return softmax(scores) @ V
+
+
+def self_attention__causal_ignored(H, W_q, W_k, W_v, causal=False):
+    """Mistake: the causal argument ignored, every token attends to all tokens."""
+    Q, K, V = H @ W_q, H @ W_k, H @ W_v
+    return softmax(Q @ K.T / np.sqrt(K.shape[1])) @ V
+
+
+def self_attention__with_residual(H, W_q, W_k, W_v, causal=False):
+    """Mistake: the residual connection added inside self_attention (H + Z); runs only when d_v = d."""
+    Q, K, V = H @ W_q, H @ W_k, H @ W_v
+    scores = Q @ K.T / np.sqrt(K.shape[1])
+    if causal:
+        n = scores.shape[0]
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), k=1), -np.inf, scores)
+    return H + softmax(scores) @ V
+
+
 # --------------------------------------------------------------------------- 4.2 feed-forward
 
 
@@ -141,46 +174,22 @@ def encoder_layer__no_ffn_residual(H, W_q, W_k, W_v, W_1, W_2):
     return feed_forward(Z_res, W_1, W_2)
 
 
-def encoder_layer__unscaled(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): unscaled attention inside the layer."""
-    Z_res = H + self_attention__unscaled(H, W_q, W_k, W_v, causal=False)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def encoder_layer__scaled_by_sqrt_d(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): attention scaled by √d instead of √d_k inside the layer."""
-    Z_res = H + self_attention__scaled_by_sqrt_d(H, W_q, W_k, W_v, causal=False)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def encoder_layer__softmax_wrong_axis(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): softmax over the wrong axis inside the layer."""
-    Z_res = H + self_attention__softmax_wrong_axis(H, W_q, W_k, W_v, causal=False)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def encoder_layer__relu_after_w2(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): ReLU after W_2 inside the layer."""
-    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=False)
-    return Z_res + feed_forward__relu_after_w2(Z_res, W_1, W_2)
-
-
 def encoder_layer__causal(H, W_q, W_k, W_v, W_1, W_2):
     """Mistake: the encoder uses the causal mask of a decoder."""
     Z_res = H + self_attention(H, W_q, W_k, W_v, causal=True)
     return Z_res + feed_forward(Z_res, W_1, W_2)
 
 
-def decoder_layer__mask_reversed(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake: the causal mask hides the past instead of the future."""
-    Z_res = H + self_attention__mask_reversed(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
+def encoder_layer__residual_twice(H, W_q, W_k, W_v, W_1, W_2):
+    """Mistake: the input H added again at the end (the attention residual counted twice)."""
+    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=False)
+    return Z_res + feed_forward(Z_res, W_1, W_2) + H
 
 
-def decoder_layer__mask_without_diagonal(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake: the causal mask also hides each token from itself."""
-    Z_res = H + self_attention__mask_without_diagonal(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
+def decoder_layer__residual_twice(H, W_q, W_k, W_v, W_1, W_2):
+    """Mistake: the input H added again at the end (the attention residual counted twice)."""
+    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=True)
+    return Z_res + feed_forward(Z_res, W_1, W_2) + H
 
 
 def decoder_layer__no_mask(H, W_q, W_k, W_v, W_1, W_2):
@@ -199,30 +208,6 @@ def decoder_layer__no_ffn_residual(H, W_q, W_k, W_v, W_1, W_2):
     """Mistake: the residual connection around the feed-forward layer is missing."""
     Z_res = H + self_attention(H, W_q, W_k, W_v, causal=True)
     return feed_forward(Z_res, W_1, W_2)
-
-
-def decoder_layer__unscaled(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): unscaled attention inside the layer."""
-    Z_res = H + self_attention__unscaled(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def decoder_layer__scaled_by_sqrt_d(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): attention scaled by √d instead of √d_k inside the layer."""
-    Z_res = H + self_attention__scaled_by_sqrt_d(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def decoder_layer__softmax_wrong_axis(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): softmax over the wrong axis inside the layer."""
-    Z_res = H + self_attention__softmax_wrong_axis(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def decoder_layer__relu_after_w2(H, W_q, W_k, W_v, W_1, W_2):
-    """Mistake (propagated): ReLU after W_2 inside the layer."""
-    Z_res = H + self_attention(H, W_q, W_k, W_v, causal=True)
-    return Z_res + feed_forward__relu_after_w2(Z_res, W_1, W_2)
 
 
 # --------------------------------------------------------------------------- 4.3a prefix-tuning
@@ -302,6 +287,18 @@ def lora_projection__scaled_by_alpha(X, W, A, B, alpha):
     return X @ W + alpha * (X @ A @ B)
 
 
+def lora_projection__scaled_by_alpha_times_r(X, W, A, B, alpha):
+    """Mistake: the update scaled by alpha · r instead of alpha / r."""
+    r = A.shape[1]
+    return X @ W + alpha * r * (X @ A @ B)
+
+
+def lora_projection__ab_transposed(X, W, A, B, alpha):
+    """Mistake: the low-rank product transposed, (A B)ᵀ (only runs for square W)."""
+    r = A.shape[1]
+    return X @ W + (alpha / r) * (X @ (A @ B).T)
+
+
 def lora_projection__xwab(X, W, A, B, alpha):
     """Mistake: the factors chained after W (X W A B) instead of added to it (only runs for square W)."""
     r = A.shape[1]
@@ -329,6 +326,39 @@ def transformer_layer__pfeiffer(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix
     return Y
 
 
+def transformer_layer__adapter_inside_ffn_input(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
+                                                lora=None, lora_alpha=1.0):
+    """Mistake: the adapter applied to the feed-forward input, Z' + FF(adapter(Z'))."""
+    weights = {"q": W_q, "k": W_k, "v": W_v}
+    identity = np.eye(H.shape[1])
+    for name, (A, B) in (lora or {}).items():
+        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
+    if prefix is None:
+        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
+    else:
+        Z = prefix_self_attention(H, weights["q"], weights["k"], weights["v"], prefix[0], prefix[1], causal=causal)
+    Z_res = H + Z
+    F_in = bottleneck_adapter(Z_res, adapter[0], adapter[1]) if adapter is not None else Z_res
+    return Z_res + feed_forward(F_in, W_1, W_2)
+
+
+def transformer_layer__adapter_on_attention(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
+                                            lora=None, lora_alpha=1.0):
+    """Mistake: the adapter applied to the attention output, Z' = H + adapter(Z)."""
+    weights = {"q": W_q, "k": W_k, "v": W_v}
+    identity = np.eye(H.shape[1])
+    for name, (A, B) in (lora or {}).items():
+        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
+    if prefix is None:
+        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
+    else:
+        Z = prefix_self_attention(H, weights["q"], weights["k"], weights["v"], prefix[0], prefix[1], causal=causal)
+    if adapter is not None:
+        Z = bottleneck_adapter(Z, adapter[0], adapter[1])
+    Z_res = H + Z
+    return Z_res + feed_forward(Z_res, W_1, W_2)
+
+
 def transformer_layer__adapter_before_ffn(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
                                           lora=None, lora_alpha=1.0):
     """Mistake: the adapter placed after attention, before the feed-forward layer."""
@@ -344,96 +374,3 @@ def transformer_layer__adapter_before_ffn(H, W_q, W_k, W_v, W_1, W_2, causal=Fal
     if adapter is not None:
         Z_res = bottleneck_adapter(Z_res, adapter[0], adapter[1])
     return Z_res + feed_forward(Z_res, W_1, W_2)
-
-
-def transformer_layer__adapter_no_skip(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
-                                       lora=None, lora_alpha=1.0):
-    """Mistake (propagated): the adapter without its inner skip connection."""
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
-        Z = prefix_self_attention(H, weights["q"], weights["k"], weights["v"], prefix[0], prefix[1], causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
-    if adapter is not None:
-        F = bottleneck_adapter__no_skip(F, adapter[0], adapter[1])
-    return Z_res + F
-
-
-def transformer_layer__lora_no_scaling(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
-                                       lora=None, lora_alpha=1.0):
-    """Mistake (propagated): LoRA updates not scaled by lora_alpha / r."""
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection__no_scaling(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
-        Z = prefix_self_attention(H, weights["q"], weights["k"], weights["v"], prefix[0], prefix[1], causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
-    if adapter is not None:
-        F = bottleneck_adapter(F, adapter[0], adapter[1])
-    return Z_res + F
-
-
-def transformer_layer__prefix_projected(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None,
-                                        lora=None, lora_alpha=1.0):
-    """Mistake (propagated): prefix keys and values multiplied by W_k and W_v."""
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
-        Z = prefix_self_attention__prefix_projected(H, weights["q"], weights["k"], weights["v"], prefix[0],
-                                                    prefix[1], causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
-    if adapter is not None:
-        F = bottleneck_adapter(F, adapter[0], adapter[1])
-    return Z_res + F
-
-
-def transformer_layer__prefix_masked_causally(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None,
-                                              adapter=None, lora=None, lora_alpha=1.0):
-    """Mistake (propagated): the causal mask laid over prefix and tokens together."""
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
-        Z = prefix_self_attention__prefix_masked_causally(H, weights["q"], weights["k"], weights["v"], prefix[0],
-                                                          prefix[1], causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
-    if adapter is not None:
-        F = bottleneck_adapter(F, adapter[0], adapter[1])
-    return Z_res + F
-
-
-def transformer_layer__unscaled(H, W_q, W_k, W_v, W_1, W_2, causal=False, prefix=None, adapter=None, lora=None,
-                                lora_alpha=1.0):
-    """Mistake (propagated): unscaled attention inside the layer."""
-    weights = {"q": W_q, "k": W_k, "v": W_v}
-    identity = np.eye(H.shape[1])
-    for name, (A, B) in (lora or {}).items():
-        weights[name] = lora_projection(identity, weights[name], A, B, lora_alpha)
-    if prefix is None:
-        Z = self_attention__unscaled(H, weights["q"], weights["k"], weights["v"], causal=causal)
-    else:
-        Z = prefix_self_attention__unscaled(H, weights["q"], weights["k"], weights["v"], prefix[0], prefix[1],
-                                            causal=causal)
-    Z_res = H + Z
-    F = feed_forward(Z_res, W_1, W_2)
-    if adapter is not None:
-        F = bottleneck_adapter(F, adapter[0], adapter[1])
-    return Z_res + F
