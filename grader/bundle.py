@@ -31,8 +31,8 @@ from .assignment import (
     Wording,
     WrittenMode,
 )
-from .results import QuestionKind
 from .errors import AssignmentError
+from .results import QuestionKind
 
 BUNDLE_FILE = "assignment.json"
 

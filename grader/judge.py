@@ -29,7 +29,6 @@ from .assignment import Assignment, PreparedCase, Variant
 from .compare import compare_case, precision_of
 from .results import CaseResult, Status
 
-
 Rerun = Callable[[tuple[PreparedCase, ...]], Mapping[str, Any]]
 
 

@@ -244,14 +244,14 @@ def build_overview(course: Course, reports: Path) -> Overview:
     for key in sorted(people, key=lambda k: (names[k].casefold(), k)):
         cells = []
         for index, sheet in enumerate(sheets):
-            result = people[key].get(index)
+            found = people[key].get(index)
             if not sheet.graded:
                 cells.append(Cell("ungraded"))
-            elif result is None:
+            elif found is None:
                 cells.append(Cell("absent"))
             else:
-                cells.append(Cell("graded", result.student, result.score, result.max_score, result.bonus.awarded,
-                                  f"{links[sheet.id]}/{safe_filename(result.student)}.html"))
+                cells.append(Cell("graded", found.student, found.score, found.max_score, found.bonus.awarded,
+                                  f"{links[sheet.id]}/{safe_filename(found.student)}.html"))
         status, reason = course_decision(course, sheets, cells)
         rows.append(Row(names[key], tuple(cells), status, reason))
     return Overview(course, Path(reports), sheets, rows, notes)

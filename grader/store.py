@@ -446,6 +446,7 @@ def _write_decision(db: sqlite3.Connection, assignment_id: str, student: str, qu
                         "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (assignment_id, student, question_id,
                                                                 _decision_json(before), _decision_json(after),
                                                                 reviewer, source, at)).lastrowid
+    assert log_id is not None  # an INSERT always has a row id
     return DecisionChange(log_id, student, question_id, before, after, reviewer, source, at)
 
 

@@ -31,6 +31,7 @@ import textwrap
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
@@ -192,7 +193,7 @@ class _Checked:
 
 def _check_cases(assignment: Assignment, seeds: list[int], report: Validation) -> list[_Checked] | None:
     """Build the public cases and the hidden ones for each seed; run the reference on each."""
-    cases_file = _shown(Path(assignment.cases_module.__file__))
+    cases_file = _shown(_file_of(assignment.cases_module))
     public = _build(assignment, "public_cases", assignment.seed, cases_file, report)
     if public is None:
         return None
@@ -262,7 +263,7 @@ def _build(assignment: Assignment, builder: str, seed: int, cases_file: str, rep
 
 
 def _check_coverage(assignment: Assignment, cases: list[Case], report: Validation) -> None:
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown(_definition_file(assignment))
     for question in assignment.questions:
         for function in question.functions:
             mine = [c for c in cases if c.question == question.id and c.function == function]
@@ -301,7 +302,7 @@ def _check_variants(assignment: Assignment, checked: list[_Checked], report: Val
                                      for c in mine]
         for position, variant in enumerate(ordered):
             count += 1
-            if _signature(variant.implementation) != _signature(getattr(assignment.reference, variant.function)):
+            if _signature(_implementation(variant)) != _signature(getattr(assignment.reference, variant.function)):
                 continue  # already reported: its calls would only fail
             _judge_variant(assignment, question, variant, ordered[:position], mine, outputs, report)
     if count and len(report.errors) == errors_before:
@@ -310,7 +311,7 @@ def _check_variants(assignment: Assignment, checked: list[_Checked], report: Val
 
 def _variant_output(variant: Variant, checked: _Checked) -> Any:
     try:
-        return _call(variant.implementation, checked.case)
+        return _call(_implementation(variant), checked.case)
     except Exception as error:
         return error
 
@@ -373,7 +374,7 @@ def _check_written(assignment: Assignment, report: Validation) -> None:
     """With ``written = "auto"``, each written question needs enough rubric concepts to be accepted at all."""
     if assignment.bonus.written != "auto":
         return
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown(_definition_file(assignment))
     for question in assignment.questions:
         if question.kind == "written" and len(question.rubric) < assignment.bonus.auto_min_concepts:
             report.error(f"{definition}, question {question.id}",
@@ -389,7 +390,7 @@ def _check_template(assignment: Assignment, checked: list[_Checked], report: Val
     """The template defines each student function, and each stub raises NotImplementedError."""
     from .release import template_notebook
 
-    solution = _shown(Path(assignment.reference.__file__))
+    solution = _shown(_file_of(assignment.reference))
     try:
         notebook = template_notebook(assignment)
     except AssignmentError as error:
@@ -405,7 +406,7 @@ def _check_template(assignment: Assignment, checked: list[_Checked], report: Val
             report.error(solution, f"template cell {number} does not run: {type(error).__name__}: {error}")
             return False
     ok = True
-    first_case = {}
+    first_case: dict[str, Any] = {}
     for item in checked:
         first_case.setdefault(item.case.function, item.case)
     for name in assignment.functions:
@@ -459,7 +460,7 @@ def _check_solved_template(assignment: Assignment, report: Validation, isolation
 
     from .api import check
 
-    solution = _shown(Path(assignment.reference.__file__))
+    solution = _shown(_file_of(assignment.reference))
     with tempfile.TemporaryDirectory(prefix="grader-validate-") as scratch:
         path = Path(scratch) / f"{assignment.id}.ipynb"
         nbformat.write(solved_template(assignment), str(path))
@@ -525,7 +526,7 @@ def _function_where(function: Callable[..., Any], fallback: str, name: str = "")
 
 
 def _variant_where(assignment: Assignment, question: Question, variant: Variant) -> str:
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown(_definition_file(assignment))
     what = f"question {question.id}, {variant.kind} '{variant.name}'"
     if variant.implementation is None:
         return f"{definition} ({what})"
@@ -552,3 +553,22 @@ def _plural(n: int, word: str) -> str:
 def _join_names(names: list[str]) -> str:
     quoted = [f"'{n}'" for n in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _file_of(module: ModuleType | None) -> Path:
+    """The file of one of the instructor's modules (validate runs only where the reference is)."""
+    if module is None or not module.__file__:
+        raise AssignmentError("this assignment has no reference code here: validate it where reference/ is")
+    return Path(module.__file__)
+
+
+def _definition_file(assignment: Assignment) -> Path:
+    if assignment.path is None:
+        raise AssignmentError("this assignment was not loaded from a folder: validate it where reference/ is")
+    return assignment.path / "assignment.toml"
+
+
+def _implementation(variant: Variant) -> Callable[..., Any]:
+    if variant.implementation is None:
+        raise AssignmentError(f"variant {variant.name!r} has no implementation here: validate it where reference/ is")
+    return variant.implementation

@@ -41,7 +41,7 @@ from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jinja2
@@ -362,6 +362,7 @@ class ReviewServer(ThreadingHTTPServer):
     request_timeout = REQUEST_TIMEOUT
     request_deadline = REQUEST_DEADLINE
     max_body = MAX_BODY
+    rerenderer: Any = None  # grader.course.review's render thread, when the course glue started this server
 
     def __init__(self, app: ReviewApp, gradebook: Gradebook, host: str, port: int):
         self.app, self.gradebook = app, gradebook
@@ -415,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "grader-review"
 
     def setup(self) -> None:
-        self.timeout = self.server.request_timeout  # each read of a slow client's request
+        self.timeout = self.server.request_timeout  # type: ignore[misc]  # each read of a slow client's request
         super().setup()
         # a client that trickles a byte now and then never hits the read timeout: a deadline for the
         # whole request cuts it off (the answer, once the request is in, is not limited)

@@ -40,7 +40,7 @@ import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
-import fresh  # noqa: E402
+import fresh  # type: ignore[import-not-found]  # noqa: E402  (a sibling, run as a script)
 
 protocol: Any = None  # imported by main() once --site is on the path: by the zygote, never a child
 
@@ -72,7 +72,11 @@ def zygote(control_fd: int, mode: str) -> None:
         # No pid namespace takes the job's processes down with us: on the parent's death (even
         # kill -9) take them down ourselves, then go.
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-        signal.signal(signal.SIGTERM, lambda *_: (_cleanup(None, mode, None), os._exit(0)))
+        def _die(*_: object) -> None:
+            _cleanup(None, mode, None)
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, _die)
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     else:  # pid 1 of its namespace: when it dies, the kernel kills everything in it
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
@@ -583,7 +587,7 @@ def main(argv: list[str]) -> None:
         elif arg == "--site":
             sys.path.insert(1, next(it))
     global protocol
-    import protocol  # noqa: PLC0415
+    import protocol  # type: ignore[import-not-found]  # noqa: PLC0415
     zygote(control_fd, mode)
 
 
