@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SubmissionError
+from .text import clean_tree, may_hold_surrogates
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
 SUBMISSION_SUFFIXES = (".ipynb", ".py", ".zip")
@@ -34,6 +35,7 @@ class CodeCell:
     label: str  # filename used in tracebacks, e.g. "cell 4" or "solution.py"
     source: str
     notes: tuple[str, ...] = ()
+    line: int = 0  # lines of the file before the cell (a module's `# %%` cells): tracebacks count from there
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,11 @@ def _parse_notebook(text: str, path: Path) -> dict:
             "Was it saved completely? Open it in Jupyter, save it again and hand it in", path=path) from None
     except RecursionError:
         raise SubmissionError("is not a valid notebook: its JSON is nested too deeply", path=path) from None
+    except ValueError as error:  # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise SubmissionError(f"is not a valid notebook: its JSON holds a value Python cannot read ({error}). "
+                              "Open it in Jupyter, save it again and hand it in", path=path) from None
+    if may_hold_surrogates(text):  # "\ud800" escapes: text no file or terminal can hold
+        document = clean_tree(document)
     if not isinstance(document, dict):
         raise SubmissionError("is not a valid notebook: its JSON is not an object", path=path)
     major = document.get("nbformat")
@@ -309,7 +316,23 @@ def transform_cell(index: int, label: str, source: str) -> CodeCell:
     return CodeCell(index, label, "\n".join(out) + ("\n" if source.endswith("\n") else ""), tuple(notes))
 
 
-_ASSIGNED_ESCAPE = re.compile(r"^(\s*)([A-Za-z_][\w.,\s]*?)\s*=\s*([!%])(.*)$")
+_ASSIGNED_TARGET = re.compile(r"[A-Za-z_][\w.,\s]*")
+
+
+def _assigned_escape(line: str) -> tuple[str, str] | None:
+    """(target, "!" or "%") for ``files = !ls`` or ``t = %timeit f()``, else None.
+
+    String operations and one linear match rather than one regex: the regex this replaces
+    backtracked quadratically on a long line of spaces (a minute of CPU for one crafted cell).
+    """
+    equals = line.find("=")
+    if equals < 0:
+        return None
+    payload = line[equals + 1:].lstrip()
+    if not payload.startswith(("!", "%")):
+        return None
+    target = line[:equals].strip()
+    return (target, payload[0]) if _ASSIGNED_TARGET.fullmatch(target) else None
 
 
 def _transform_line(line: str) -> tuple[str, str | None]:
@@ -325,11 +348,11 @@ def _transform_line(line: str) -> tuple[str, str | None]:
             payload = re.sub(r"^(?:-[nr]\s*\d+\s+|-[a-z]+\s+)*", "", rest.strip())
             return f"{indent}{payload}", None
         return f"{indent}pass", None
-    assigned = _ASSIGNED_ESCAPE.match(line)
+    assigned = _assigned_escape(line)
     if assigned and not stripped.startswith(("#", "'", '"')):
-        target, kind = assigned.group(2), assigned.group(3)
+        target, kind = assigned
         note = (f"skipped shell command: {stripped[:120]}" if kind == "!" else None)
-        return f"{assigned.group(1)}{target} = {'[]' if kind == '!' else 'None'}", note
+        return f"{indent}{target} = {'[]' if kind == '!' else 'None'}", note
     if stripped.endswith("?") and re.fullmatch(r"[\w.]+\?\??", stripped):
         return f"{indent}pass", None
     return line, None
@@ -342,23 +365,28 @@ def _module_submission(student: str, path: Path, name: str, data: bytes, content
                        question_ids: tuple[str, ...]) -> Submission:
     source = _decode_text(data, path, "Python module")
     label = Path(name).name
-    cells = tuple(CodeCell(i, label, chunk) for i, chunk in enumerate(_split_percent_cells(source)))
+    cells = tuple(CodeCell(i, label, chunk, line=begin)
+                  for i, (begin, chunk) in enumerate(_split_percent_cells(source)))
     return Submission(student, path, "module", cells, extract_module_answers(source, question_ids),
                       content_hash, source)
 
 
-def _split_percent_cells(source: str) -> list[str]:
-    """Split on ``# %%`` markers (the percent format editors use), keeping line numbers true."""
+def _split_percent_cells(source: str) -> list[tuple[int, str]]:
+    """Split on ``# %%`` markers (the percent format editors use): (lines before the cell, its text).
+
+    The sandbox numbers each cell's lines from its offset, so tracebacks show the file's line
+    numbers without padding every cell with the lines before it (which grew quadratically).
+    """
     lines = source.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.startswith("# %%")]
     if not starts:
-        return [source]
+        return [(0, source)]
     bounds = sorted({0, *starts}) + [len(lines)]
     chunks = []
     for begin, end in zip(bounds, bounds[1:]):
         body = "".join(lines[begin:end])
         if body.strip():
-            chunks.append("\n" * begin + body)  # pad so tracebacks show the file's line numbers
+            chunks.append((begin, body))
     return chunks
 
 
@@ -391,10 +419,23 @@ def extract_module_answers(source: str, question_ids: tuple[str, ...] = ()) -> d
 def _answers_by_pattern(source: str, by_variable: dict[str, str]) -> dict[str, str]:
     """Best effort for a module with a syntax error: triple-quoted ANSWER_ strings."""
     answers = {}
-    for match in re.finditer(r'^(ANSWER_\w+)\s*=\s*(?:"""(.*?)"""|\'\'\'(.*?)\'\'\')', source, re.S | re.M):
+    unclosed: set[str] = set()  # a quote never closed after one start is not closed after a later one
+    end = 0
+    for match in _ANSWER_START.finditer(source):
+        quote = match.group(2)
+        if match.start() < end or quote in unclosed:
+            continue
+        close = source.find(quote, match.end())  # a plain search, linear: no backtracking regex
+        if close < 0:
+            unclosed.add(quote)
+            continue
+        end = close + 3
         question = by_variable.get(match.group(1).upper())
-        text = _clean_answer(match.group(2) or match.group(3) or "")
+        text = _clean_answer(source[match.end():close])
         if question and text:
             answers[question] = text
     return answers
+
+
+_ANSWER_START = re.compile(r'^(ANSWER_\w+)[ \t]*=[ \t]*("""|\'\'\')', re.M)
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ..api import in_input_order, required_isolation
+from ..api import contained_render, grade_one, in_input_order, required_isolation
 from ..assignment import Assignment
 from ..pool import worker_sandbox
 from ..report import render_submission
@@ -94,8 +94,9 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
     for i, hit, texts in in_input_order(sources, reused, _grade_and_render, state, jobs):
         if hit is not None:
             raw, raw_text = hit, None
-            final = apply_decisions(raw, assignment, decisions.get(raw.student, {}))
-            final_text, page = json_text(final), render_submission(final, assignment)
+            _, final_text, page = contained_render(
+                hit, lambda r: _texts(r, decisions.get(r.student, {}), assignment), Path(hit.file), assignment, "grade")
+            final = SubmissionResult.from_dict(json.loads(final_text))
         else:
             raw_text, final_text, page = texts
             final = SubmissionResult.from_dict(json.loads(final_text))
@@ -113,13 +114,18 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
 
 def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, str]:
     """One submission, in a worker: (result as recorded, result after manual decisions, report page)."""
-    from ..api import grade_one
-
     path, student = pair
-    assignment = state["assignment"]
-    raw = replace(grade_one(path, student, assignment, state["mode"], worker_sandbox(state)),
+    assignment, mode = state["assignment"], state["mode"]
+    raw = replace(grade_one(path, student, assignment, mode, worker_sandbox(state)),
                   file=state["labels"].get(student, str(path)))
-    own = state["decisions"].get(student)
+    # storing and rendering are inside the containment boundary too: should either fail for this
+    # result, the submission's error result is stored and rendered instead
+    return contained_render(raw, lambda r: _texts(r, state["decisions"].get(student), assignment), path,
+                            assignment, mode)
+
+
+def _texts(raw: SubmissionResult, own: dict | None, assignment: Assignment) -> tuple[str, str, str]:
+    """(result as recorded, result after manual decisions, report page) as text."""
     final = apply_decisions(raw, assignment, own) if own else raw
     raw_text = json_text(raw)
     return raw_text, json_text(final) if own else raw_text, render_submission(final, assignment)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import GraderError, SubmissionError
 from ..submission import find_submissions, student_id
+from ..text import clean
 from .moodle import extract_moodle, is_moodle_archive, moodle_identities
 
 
@@ -27,17 +28,18 @@ def collect_sources(paths: list[Path], scratch: Path) -> Sources:
     pairs: list[tuple[Path, str]] = []
     labels: dict[str, str] = {}
     identities: dict[str, tuple[str, str]] = {}
-    for path in find_submissions(paths):
-        if path.is_file() and path.suffix.lower() == ".zip" and is_moodle_archive(path):
+    named = set(paths)  # only an archive named on the command line may be a Moodle download; a student's
+    for path in find_submissions(paths):  # own zip in a folder is that student's submission, whatever it holds
+        if path in named and path.is_file() and path.suffix.lower() == ".zip" and is_moodle_archive(path):
             entries = extract_moodle(path, scratch / f"{len(labels)}-{path.stem}")
             for entry in entries:
                 pairs.append((entry.path, entry.student))
                 labels[entry.student] = f"{path} → {entry.full_name}/{entry.path.name}"
             identities.update(moodle_identities(entries))
         else:
-            student = student_id(path)
+            student = clean(student_id(path))  # a file name may hold bytes that are not UTF-8
             pairs.append((path, student))
-            labels[student] = str(path)
+            labels[student] = clean(str(path))
     seen: set[str] = set()
     for _, student in pairs:
         if student in seen:

@@ -280,15 +280,22 @@ class Job:
         self.sock.sendall(self.p.encode_frame(msg, blobs))
 
     def serve(self) -> None:
-        msg, _ = self.p.recv_frame(self.sock, self.decoder)
+        msg, blobs = self.p.recv_frame(self.sock, self.decoder)
+        if "table" in msg:  # the cells come as a blob (too large for a header)
+            msg = json.loads(blobs[msg["table"]])
         self.labels = set(msg["labels"])
+        files: dict[str, list[str]] = {}  # a module's cells share its name: one line list for the file
         for cell in msg["cells"]:
-            lines = cell["source"].splitlines(True)
-            linecache.cache[cell["label"]] = (len(cell["source"]), None, lines, cell["label"])
+            lines = files.setdefault(cell["label"], [])
+            start = cell.get("line", 0)
+            lines.extend(["\n"] * (start - len(lines)))
+            lines[start:] = cell["source"].splitlines(True)
+        for label, lines in files.items():
+            linecache.cache[label] = (sum(map(len, lines)), None, lines, label)
         for cell in msg["cells"]:
             self.send({"ev": "cell_start", "index": cell["index"]})
             status, error, output = self._guarded(
-                lambda c=cell: exec(compile(c["source"], c["label"], "exec"), self.ns))
+                lambda c=cell: exec(_compile(c["source"], c["label"], c.get("line", 0)), self.ns))
             self.send({"ev": "cell_end", "index": cell["index"], "status": status,
                        "error": error, "output": output})
         names = sorted(k for k in list(self.ns)[:10000]
@@ -418,6 +425,22 @@ class Job:
 
 class _TooLarge(Exception):
     pass
+
+
+def _compile(source: str, label: str, line: int) -> Any:
+    """Compile a cell whose first line is line ``line + 1`` of its file (no padding needed)."""
+    if not line:
+        return compile(source, label, "exec")
+    import ast  # noqa: PLC0415
+
+    try:
+        tree = compile(source, label, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        exc.lineno = (exc.lineno or 0) + line
+        if getattr(exc, "end_lineno", None):
+            exc.end_lineno += line
+        raise
+    return compile(ast.increment_lineno(tree, line), label, "exec")
 
 
 def _same(a: Any, b: Any) -> bool:
