@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import replace
@@ -28,9 +29,11 @@ from .outputs import (
     CourseRun,
     CourseSummary,
     Outputs,
+    exclusive,
     gradebook_path,
     json_text,
     outputs_present,
+    private,
     read_stamp,
     write_stamp,
 )
@@ -41,9 +44,25 @@ from .sources import Sources, collect_sources
 def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jobs: int = 2,
                  allow_reduced_isolation: bool = False, force: bool = False,
                  progress: Callable[[SubmissionResult], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> CourseRun:
-    """Grade every submission under ``paths`` and write results, reports and exports to ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+                 on_start: Callable[[int], None] | None = None, group_readable: bool = False) -> CourseRun:
+    """Grade every submission under ``paths`` and write results, reports and exports to ``out_dir``.
+
+    The outputs are readable by their owner only unless ``group_readable``; a second run on the
+    same ``out_dir`` while this one writes is refused at once (:func:`exclusive`).
+    """
+    old = os.umask(0o077 if not group_readable else 0o027)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    with exclusive(out_dir), private(out_dir, group_readable):
+        return _grade_course(paths, assignment, out_dir, jobs=jobs, allow_reduced_isolation=allow_reduced_isolation,
+                             force=force, progress=progress, on_start=on_start)
+
+
+def _grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jobs: int,
+                  allow_reduced_isolation: bool, force: bool, progress: Callable[[SubmissionResult], None] | None,
+                  on_start: Callable[[int], None] | None) -> CourseRun:
     scratch = Path(tempfile.mkdtemp(prefix="grader-moodle-"))
     try:
         collected = collect_sources(paths, scratch)
