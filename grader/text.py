@@ -79,11 +79,16 @@ class TextBudget:
 
     def __init__(self, limit: int, what: str):
         self.left, self.limit, self.what = limit, limit, what
+        self.said = False
 
     def take(self, text: str) -> str:
+        """As much of ``text`` as the allowance has left; the first cut says so, later ones are silent."""
         if len(text) <= self.left:
             self.left -= len(text)
             return text
         kept, self.left = text[:self.left], 0
-        return kept + (f"\n[... {len(text) - len(kept)} more characters dropped: this submission's "
-                       f"{self.what} reached its limit of {self.limit} characters in total]")
+        if self.said:
+            return kept
+        self.said = True
+        return kept + (f"\n[... {len(text) - len(kept)} more characters dropped, and all that follows: this "
+                       f"submission's {self.what} reached its limit of {self.limit} characters in total]")

@@ -280,8 +280,7 @@ class Sandbox:
                 st.record_cell(cell.index, msg)
             current = None
             msg, _ = child.expect("names", lim.cell_timeout)
-            names = msg.get("names")
-            st.names = tuple(n[:200] for n in names[:10000] if isinstance(n, str)) if isinstance(names, list) else ()
+            st.names = _names(msg)
             # All calls go in one frame and the child answers them in order without waiting for us:
             # a round trip per call would make every call wait for this thread to get the GIL back.
             # The deadline of each call runs from the moment we saw the previous answer, so a busy
@@ -560,6 +559,12 @@ class _State:
 
 def _text(value: Any, cap: int = 1 << 20) -> str:
     return value[:cap] if isinstance(value, str) else ""
+
+
+def _names(msg: dict) -> tuple[str, ...]:
+    """The names the cells defined (for "did you mean"): strings only, at most 10000 of 200 characters."""
+    names = msg.get("names")
+    return tuple(n[:200] for n in names[:10000] if isinstance(n, str)) if isinstance(names, list) else ()
 
 
 def _mutated(value: Any) -> tuple[str, ...]:
