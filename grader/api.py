@@ -18,7 +18,7 @@ from .assignment import Assignment, PreparedCase
 from .compare import compare_case
 from .errors import GraderError, SandboxError, SubmissionError
 from .pool import map_tasks, worker_sandbox
-from .results import BonusDecision, CellResult, QuestionResult, Status, SubmissionResult
+from .results import BonusDecision, CaseResult, CellResult, QuestionResult, Status, SubmissionResult
 from .sandbox import Call, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import finalise, score_code_question, score_written_question
 from .submission import Submission, load_submission, student_id, submission_hash
@@ -86,6 +86,12 @@ def contained(action: Callable[[float], SubmissionResult], path: Path, student: 
 
 def failure_message(error: BaseException) -> str:
     """What went wrong inside the grader with this submission, in words a student understands."""
+    return (f"the grader could not finish grading this submission: {failure_reason(error)}. The other "
+            "submissions were not affected. If your code looks fine, show this message to your instructor.")
+
+
+def failure_reason(error: BaseException) -> str:
+    """The kind of failure in a few plain words, e.g. "it contains or produced a number too large to handle"."""
     detail = clean(str(error)).splitlines()[0][:200] if str(error).strip() else ""
     if isinstance(error, UnicodeError):
         what = "it contains text that cannot be stored (such as a lone surrogate character)"
@@ -97,8 +103,7 @@ def failure_message(error: BaseException) -> str:
         what = "grading it needed more memory than the grader allows"
     else:
         what = f"an unexpected {type(error).__name__} occurred" + (f" ({detail})" if detail else "")
-    return (f"the grader could not finish grading this submission: {what}. The other submissions were not "
-            "affected. If your code looks fine, show this message to your instructor.")
+    return what
 
 
 def within_budget(submission: Submission) -> Submission:
@@ -131,7 +136,7 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
             questions[question.id] = score_written_question(
                 question, submission.answers.get(question.id), assignment.bonus)
             continue
-        cases = [compare_case(p, outcome.calls[p.case.id], question, outcome.names)
+        cases = [_compare(p, outcome.calls[p.case.id], question, outcome.names)
                  for p in prepared if p.case.question == question.id and p.case.id in outcome.calls]
         questions[question.id] = score_code_question(question, cases)
     result = SubmissionResult(
@@ -141,6 +146,17 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),
     )
     return finalise(result, assignment)
+
+
+def _compare(prepared: PreparedCase, outcome: Any, question: Any, names: tuple[str, ...]) -> CaseResult:
+    """One case; should judging this value fail, that case is an error and the others still count."""
+    try:
+        return compare_case(prepared, outcome, question, names)
+    except Exception as error:  # noqa: BLE001 - a finer boundary inside the submission's one
+        case = prepared.case
+        return CaseResult(case_id=case.id, function=case.function, public=case.public, status=Status.ERROR,
+                          message=f"`{case.function}` returned a value the grader could not check: "
+                                  f"{failure_reason(error)}")
 
 
 def _cell_results(submission: Submission, outcome: JobOutcome) -> tuple[CellResult, ...]:

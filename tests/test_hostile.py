@@ -487,3 +487,32 @@ def test_surrogates_in_module_answers_and_notebook_keys(tmp_path):
                     '{"cell_type": "markdown", "metadata": {}, "source": "### Answer 2.1\\nA \\udc00 b"}]}')
     submission = load_submission(path, ("2.1",))
     assert submission.answers == {"2.1": "A \ufffd b"}
+
+
+@pytest.mark.parametrize("error, words", [
+    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), "text that cannot be stored"),
+    (OverflowError("int too large to convert to float"), "number too large"),
+    (ValueError("Exceeds the limit (4300 digits) for integer string conversion"), "number too large"),
+    (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+    (KeyError("ghost"), "unexpected KeyError"),
+])
+def test_the_boundary_turns_any_exception_into_the_submissions_error(tmp_path, assignment, error, words):
+    from grader.api import contained
+    from grader.errors import SandboxError
+
+    path = tmp_path / "s.py"
+    path.write_text("x = 1\n")
+
+    def fail(started):
+        raise error
+
+    result = contained(fail, path, "s", assignment, "grade")
+    assert words in result.error and "other submissions were not affected" in result.error
+    assert result.content_hash  # stored like any other result: a rerun reuses it
+    assert all(q.status.value == "missing" for q in result.questions.values())
+
+    def broken_sandbox(started):
+        raise SandboxError("no bwrap")
+
+    with pytest.raises(SandboxError):  # nothing can be graded then: say so at once
+        contained(broken_sandbox, path, "s", assignment, "grade")

@@ -142,7 +142,8 @@ def private(out_dir: Path, group_readable: bool | None = False) -> Iterator[None
         group_readable = bool(mode & 0o040)
     wanted = 0o750 if group_readable else 0o700
     if mode != wanted:
-        os.chmod(out_dir, wanted)
+        with contextlib.suppress(PermissionError):  # a folder someone else owns: its files are still private
+            os.chmod(out_dir, wanted)
     old = os.umask(0o027 if group_readable else 0o077)
     try:
         yield
