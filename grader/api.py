@@ -140,7 +140,7 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
                  for p in prepared if p.case.question == question.id and p.case.id in outcome.calls]
         questions[question.id] = score_code_question(question, cases)
     result = SubmissionResult(
-        student=submission.student, file=str(submission.path), assignment=assignment.id,
+        student=submission.student, file=clean(str(submission.path)), assignment=assignment.id,
         isolation=outcome.isolation, error=None, questions=questions, bonus=BonusDecision(None, ""),
         cells=_cell_results(submission, outcome), mode=mode, content_hash=submission.content_hash,
         assignment_version=assignment.version, graded_at=_now(), duration=round(time.monotonic() - started, 4),

@@ -17,6 +17,7 @@ REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: a JSON text that can decode to a lone surrogate holds a \uD800-\uDFFF escape (raw UTF-8 cannot)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides that reorder what is shown
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -34,7 +35,8 @@ def clean(text: str) -> str:
 
 def may_hold_surrogates(raw: bytes | str) -> bool:
     """Whether JSON text ``raw`` can decode to a lone surrogate (an escape in the D800-DFFF range)."""
-    return _SURROGATE_ESCAPE.search(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw) is not None
+    pattern = _SURROGATE_ESCAPE_TEXT if isinstance(raw, str) else _SURROGATE_ESCAPE
+    return pattern.search(raw) is not None
 
 
 def clean_tree(value: Any) -> Any:
