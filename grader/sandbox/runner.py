@@ -171,11 +171,15 @@ class _Zygote:
             raise SandboxError(f"the sandbox worker did not start ({isolation}): {err.strip() or 'no message'}")
 
     def recv(self, deadline: float) -> dict | None:
-        """One control message, ``None`` on EOF; raises TimeoutError past ``deadline``."""
+        """One control message, ``None`` on EOF (or garbage); raises TimeoutError past ``deadline``."""
         if not select.select([self.ctrl], [], [], max(deadline - time.monotonic(), 0))[0]:
             raise TimeoutError
         data = self.ctrl.recv(65536)
-        return json.loads(data) if data else None
+        try:
+            msg = json.loads(data) if data else None
+        except (ValueError, RecursionError):
+            return None
+        return msg if isinstance(msg, dict) else None
 
     def send(self, msg: dict, fds: list[int] = ()) -> None:
         socket.send_fds(self.ctrl, [json.dumps(msg).encode()], list(fds))
