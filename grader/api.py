@@ -111,7 +111,8 @@ def within_budget(submission: Submission) -> Submission:
     if sum(map(len, submission.answers.values())) <= ANSWER_BUDGET:
         return submission
     budget = TextBudget(ANSWER_BUDGET, "written answers")
-    return replace(submission, answers={q: budget.take(cut(text, ANSWER_LIMIT)) for q, text in submission.answers.items()})
+    answers = {q: budget.take(cut(text, ANSWER_LIMIT)) for q, text in submission.answers.items()}
+    return replace(submission, answers=answers)
 
 
 def run_submission(submission: Submission, assignment: Assignment, sandbox: Sandbox, mode: str,
@@ -239,22 +240,15 @@ def _grade_task(state: dict, pair: tuple[Path, str]) -> str:
     """One submission in a worker (or here): its result as JSON text (also within the boundary)."""
     path, student = pair
     assignment, mode = state["assignment"], state["mode"]
-    sandbox = worker_sandbox(state)
-    return contained_text(lambda started: grade_one(path, student, assignment, mode, sandbox),
-                          lambda result: json.dumps(result.to_dict(), allow_nan=False, ensure_ascii=False),
-                          path, student, assignment, mode)
-
-
-def contained_text(grade: Callable[[float], SubmissionResult], render: Callable[[SubmissionResult], Any],
-                   path: Path, student: str, assignment: Assignment, mode: str) -> Any:
-    """``render(grade(...))`` within the containment boundary: if storing or rendering the result
-    fails, what is rendered instead is the submission's error result."""
-    result = contained(grade, path, student, assignment, mode)
-    return contained_render(result, render, path, assignment, mode)
+    result = grade_one(path, student, assignment, mode, worker_sandbox(state))
+    return contained_render(result, lambda r: json.dumps(r.to_dict(), allow_nan=False, ensure_ascii=False),
+                            path, assignment, mode)
 
 
 def contained_render(result: SubmissionResult, render: Callable[[SubmissionResult], Any], path: Path,
                      assignment: Assignment, mode: str) -> Any:
+    """``render(result)`` within the containment boundary: should storing or rendering this result
+    fail (its JSON, its page), what is rendered instead is the submission's error result."""
     try:
         return render(result)
     except SandboxError:
@@ -282,5 +276,5 @@ def check(path: Path, assignment: Assignment, *, isolation: str = "auto") -> Sub
     return grade_submission(path, assignment, mode="check", isolation=isolation)
 
 
-__all__ = ["check", "contained", "error_result", "failure_message", "grade_many", "grade_submission", "open_sandbox", "required_isolation",
-           "run_submission"]
+__all__ = ["check", "contained", "contained_render", "error_result", "failure_message", "grade_many",
+           "grade_submission", "open_sandbox", "required_isolation", "run_submission"]

@@ -35,8 +35,9 @@ def clean(text: str) -> str:
 
 def may_hold_surrogates(raw: bytes | str) -> bool:
     """Whether JSON text ``raw`` can decode to a lone surrogate (an escape in the D800-DFFF range)."""
-    pattern = _SURROGATE_ESCAPE_TEXT if isinstance(raw, str) else _SURROGATE_ESCAPE
-    return pattern.search(raw) is not None
+    if isinstance(raw, str):
+        return _SURROGATE_ESCAPE_TEXT.search(raw) is not None
+    return _SURROGATE_ESCAPE.search(raw) is not None
 
 
 def clean_tree(value: Any) -> Any:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import SandboxError
-from grader.text import TextBudget, clean, clean_tree, may_hold_surrogates
 from grader.sandbox.command import minimal_env, probe_bwrap, worker_argv
 from grader.sandbox.protocol import (
     FrameDecoder,
@@ -35,6 +34,7 @@ from grader.sandbox.protocol import (
     encode_frame,
     encode_value,
 )
+from grader.text import TextBudget, clean, clean_tree, may_hold_surrogates
 
 MAX_RESTARTS = 25  # each restart is bounded: a failed function is not called again
 _VALUE_TYPES = (type(None), bool, int, float, str, Unconvertible)
