@@ -521,3 +521,15 @@ def test_the_boundary_turns_any_exception_into_the_submissions_error(tmp_path, a
 
     with pytest.raises(SandboxError):  # nothing can be graded then: say so at once
         contained(broken_sandbox, path, "s", assignment, "grade")
+
+
+def test_values_in_the_frame_header_count_towards_the_returned_bytes():
+    calls = tuple(Call(f"c{i}", "f") for i in range(4))
+    state = _State(Job(cells=(), calls=calls, limits=Limits(returned_total_mb=2)))
+    decoder = FrameDecoder(8 << 20)
+    for call in calls:  # forged answers whose values are long JSON lists rather than array blobs
+        decoder.feed(encode_frame({"ev": "call_end", "id": call.id, "status": "ok", "value": [1] * 300_000}))
+        msg, blobs = decoder.next()
+        state.record_call(call, msg, blobs, decoder.last_size)
+    assert [state.calls[c.id].status for c in calls] == ["ok", "ok", "ok", "error"]
+    assert "in total" in state.calls["c3"].error.message

@@ -181,6 +181,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._header: tuple[dict, list[int]] | None = None
         self._hlen = 0
+        self.last_size = 0  # bytes of the frame ``next`` returned last, header included
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -217,6 +218,7 @@ class FrameDecoder:
             blobs.append(bytes(self._buf[start:start + n]))
             start += n
         del self._buf[:start]
+        self.last_size = start
         self._header = None
         self._check()
         return msg, blobs

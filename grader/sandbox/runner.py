@@ -299,7 +299,7 @@ class Sandbox:
                 msg, out = child.expect("call_end", lim.call_timeout)
                 if msg.get("id") != call.id:
                     raise _Gone("protocol", "answers came out of order")
-                st.record_call(call, msg, out)
+                st.record_call(call, msg, out, child.decoder.last_size)
             current = None
             child.finish()
             return True
@@ -504,12 +504,13 @@ class _State:
         name = "Timeout" if kind == "timeout" else "Crash"
         self.cells.setdefault(index, CellOutcome(index, kind, ErrorInfo(name, text, "")))
 
-    def record_call(self, call: Call, msg: dict, blobs: list[bytes]) -> None:
+    def record_call(self, call: Call, msg: dict, blobs: list[bytes], size: int | None = None) -> None:
+        """One call's answer; ``size`` is the whole frame's (values may also travel in its JSON)."""
         status = msg.get("status")
         value = None
         error = msg.get("error")
         if status == "ok":
-            size = sum(map(len, blobs))
+            size = sum(map(len, blobs)) if size is None else size
             if size > self.returned_left:
                 status, error = "error", {"type": "ValueTooLarge", "message": (
                     f"the values returned by this submission's functions came to more than "
