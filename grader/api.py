@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .assignment import Assignment, PreparedCase, Question
 from .diagnose import error_reason, explain_case, stop_line
-from .errors import GraderError, SandboxError, SubmissionError
+from .errors import GraderError, SandboxError, SubmissionError, failure_reason
 from .judge import Rerun, judge_submission
 from .pool import map_tasks, worker_sandbox
 from .results import (
@@ -32,7 +32,11 @@ from .results import (
 )
 from .sandbox import Call, CallOutcome, CellSource, Job, JobOutcome, Limits, Sandbox, available_isolation
 from .score import count_words, finalise, score_code_question, score_written_question
-from .submission import Submission, answer_variable, load_submission, student_id
+from .submission import Submission, answer_variable, load_submission, student_id, submission_hash
+from .text import TextBudget, clean, cut
+
+ANSWER_LIMIT = 50_000  # characters of one written answer that are kept (a long essay is a few thousand)
+ANSWER_BUDGET = 100_000  # characters of all written answers of one submission together
 
 Progress = Callable[[SubmissionResult], None]
 
@@ -48,19 +52,64 @@ def open_sandbox(assignment: Assignment, isolation: str = "auto") -> Sandbox:
 
 def grade_submission(path: Path, assignment: Assignment, *, mode: str = "grade", sandbox: Sandbox | None = None,
                      isolation: str = "auto", student: str | None = None) -> SubmissionResult:
-    """Grade one submission; every student failure becomes part of the result, never an exception."""
-    started = time.monotonic()
-    student = student or student_id(Path(path))
+    """Grade one submission; every student failure becomes part of the result, never an exception.
+
+    Runs under the containment boundary (:func:`contained`): whatever goes wrong while reading,
+    running, comparing or scoring this one file becomes its ``error`` result. Only a sandbox that
+    cannot work at all (:class:`SandboxError`) is raised, since then no submission can be graded.
+    """
+    student = clean(student or student_id(Path(path)))
+    if sandbox is None:
+        with open_sandbox(assignment, isolation) as own:
+            return grade_submission(path, assignment, mode=mode, sandbox=own, student=student)
+    return contained(lambda started: _grade(Path(path), student, assignment, mode, sandbox, started),
+                     Path(path), student, assignment, mode)
+
+
+def _grade(path: Path, student: str, assignment: Assignment, mode: str, sandbox: Sandbox,
+           started: float) -> SubmissionResult:
     try:
-        submission = load_submission(Path(path), tuple(q.id for q in assignment.questions), student,
+        submission = load_submission(path, tuple(q.id for q in assignment.questions), student,
                                      sandbox_limits(assignment).allowed_packages,
                                      {q.id: q.prompt for q in assignment.questions if q.kind == "written"})
     except SubmissionError as error:
-        return error_result(student, Path(path), assignment, mode, str(error), started)
-    if sandbox is None:
-        with open_sandbox(assignment, isolation) as own:
-            return run_submission(submission, assignment, own, mode, started)
-    return run_submission(submission, assignment, sandbox, mode, started)
+        return error_result(student, path, assignment, mode, str(error), started)
+    return run_submission(within_budget(submission), assignment, sandbox, mode, started)
+
+
+def contained(action: Callable[[float], SubmissionResult], path: Path, student: str, assignment: Assignment,
+              mode: str) -> SubmissionResult:
+    """The containment boundary: ``action(started)``, or the submission's ``error`` result if it raises.
+
+    Structural, not case by case: any exception (a value the comparison cannot convert, text that
+    cannot be encoded, a limit of Python's) costs this submission only; the message says what
+    happened in plain words, and the result is stored like any other, so a rerun reuses it.
+    """
+    started = time.monotonic()
+    try:
+        return action(started)
+    except SandboxError:
+        raise  # the sandbox itself is broken: no submission can be graded, say so at once
+    except GraderError as error:
+        return error_result(student, path, assignment, mode, clean(str(error)), started)
+    except Exception as error:  # noqa: BLE001 - this is the boundary
+        return error_result(student, path, assignment, mode, failure_message(error), started,
+                            content_hash=submission_hash(path) or "")
+
+
+def failure_message(error: BaseException) -> str:
+    """What went wrong inside the grader with this submission, in words a student understands."""
+    return (f"the grader could not finish grading this submission: {failure_reason(error)}. The other "
+            "submissions were not affected. If your code looks fine, show this message to your instructor.")
+
+
+def within_budget(submission: Submission) -> Submission:
+    """The submission with its written answers held to the per-submission size budget."""
+    if sum(map(len, submission.answers.values())) <= ANSWER_BUDGET:
+        return submission
+    budget = TextBudget(ANSWER_BUDGET, "written answers")
+    answers = {q: budget.take(cut(text, ANSWER_LIMIT)) for q, text in submission.answers.items()}
+    return replace(submission, answers=answers)
 
 
 def run_submission(submission: Submission, assignment: Assignment, sandbox: Sandbox, mode: str,
@@ -81,7 +130,7 @@ def run_submission(submission: Submission, assignment: Assignment, sandbox: Sand
 def build_job(submission: Submission, prepared: tuple[PreparedCase, ...], limits: Limits, record: bool = False) -> Job:
     """The cells and calls for the sandbox; with ``record``, a composite's calls to the student's own
     building blocks are recorded (for carried-forward credit, see :mod:`grader.judge`)."""
-    cells = tuple(CellSource(c.index, c.label, c.source) for c in submission.cells if c.source.strip())
+    cells = tuple(CellSource(c.index, c.label, c.source, c.line) for c in submission.cells if c.source.strip())
     calls = tuple(Call(p.case.id, p.case.function, tuple(p.case.args), dict(p.case.kwargs),
                        p.building_blocks if record else ()) for p in prepared)
     return Job(cells=cells, calls=calls, limits=limits, run_as=submission.run_as)
@@ -101,7 +150,7 @@ def assemble(submission: Submission, assignment: Assignment, prepared: tuple[Pre
                  for case in judged[question.id]]
         questions[question.id] = score_code_question(question, cases)
     result = SubmissionResult(
-        student=submission.student, file=str(submission.path), assignment=assignment.id,
+        student=submission.student, file=clean(str(submission.path)), assignment=assignment.id,
         isolation=Isolation(outcome.isolation), error=None, questions=questions,
         bonus=BonusDecision(BonusState.PENDING, ""),
         cells=_cell_results(submission, outcome, packages), mode=Mode(mode), content_hash=submission.content_hash,
@@ -154,10 +203,11 @@ def _first_code_line(source: str) -> int | None:
 
 
 def error_result(student: str, path: Path, assignment: Assignment, mode: str, message: str,
-                 started: float) -> SubmissionResult:
+                 started: float, content_hash: str = "") -> SubmissionResult:
     """A submission that could not be graded at all: every question missing, the reason on top."""
     result = SubmissionResult(
-        student=student, file=str(path), assignment=assignment.id, isolation=Isolation.NONE, error=message,
+        student=clean(student), file=clean(str(path)), assignment=assignment.id, isolation=Isolation.NONE,
+        error=clean(message), content_hash=content_hash,
         questions={q.id: QuestionResult(q.id, q.kind, q.title, status=Status.MISSING, score=0.0, max_score=q.points,
                                         bonus=q.bonus, feedback="Not graded: the submission could not be read.")
                    for q in assignment.questions},
@@ -176,13 +226,8 @@ def _now() -> str:
 
 
 def grade_one(path: Path, student: str, assignment: Assignment, mode: str, sandbox: Sandbox) -> SubmissionResult:
-    """One submission of a batch: anything grader refuses about it costs that submission only."""
-    try:
-        return grade_submission(path, assignment, mode=mode, sandbox=sandbox, student=student)
-    except SandboxError:
-        raise  # the sandbox itself is broken: no submission can be graded, say so at once
-    except GraderError as error:
-        return error_result(student, path, assignment, mode, str(error), time.monotonic())
+    """One submission of a batch: anything that goes wrong with it costs that submission only."""
+    return grade_submission(path, assignment, mode=mode, sandbox=sandbox, student=student)
 
 
 def grade_many(sources: Iterable[Path | tuple[Path, str]], assignment: Assignment, *, mode: str = "grade",
@@ -221,10 +266,26 @@ def in_input_order(pairs: list[tuple[Path, str]], reused: dict[int, SubmissionRe
 
 
 def _grade_task(state: dict, pair: tuple[Path, str]) -> str:
-    """One submission in a worker (or here): its result as JSON text."""
+    """One submission in a worker (or here): its result as JSON text (also within the boundary)."""
     path, student = pair
-    result = grade_one(path, student, state["assignment"], state["mode"], worker_sandbox(state))
-    return json.dumps(result.to_dict(), allow_nan=False, ensure_ascii=False)
+    assignment, mode = state["assignment"], state["mode"]
+    result = grade_one(path, student, assignment, mode, worker_sandbox(state))
+    return contained_render(result, lambda r: json.dumps(r.to_dict(), allow_nan=False, ensure_ascii=False),
+                            path, assignment, mode)
+
+
+def contained_render(result: SubmissionResult, render: Callable[[SubmissionResult], Any], path: Path,
+                     assignment: Assignment, mode: str) -> Any:
+    """``render(result)`` within the containment boundary: should storing or rendering this result
+    fail (its JSON, its page), what is rendered instead is the submission's error result."""
+    try:
+        return render(result)
+    except SandboxError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the boundary, for the rendering stages
+        fallback = error_result(result.student, path, assignment, mode, failure_message(error), time.monotonic(),
+                                content_hash=result.content_hash or submission_hash(path) or "")
+        return render(replace(fallback, file=result.file))
 
 
 def required_isolation(allow_reduced: bool) -> str:
@@ -244,5 +305,5 @@ def check(path: Path, assignment: Assignment, *, isolation: str = "auto") -> Sub
     return grade_submission(path, assignment, mode="check", isolation=isolation)
 
 
-__all__ = ["check", "error_result", "grade_many", "grade_submission", "open_sandbox", "required_isolation",
-           "run_submission"]
+__all__ = ["check", "contained", "contained_render", "error_result", "failure_message", "grade_many",
+           "grade_submission", "open_sandbox", "required_isolation", "run_submission"]

@@ -61,6 +61,8 @@ LIMIT_KEYS = {
     "max_open_files": int,
     "output_bytes": int,
     "max_result_mb": int,
+    "output_total": int,  # per submission: characters of captured output and tracebacks in total
+    "returned_total_mb": int,  # per submission: MB of values returned by all calls together
     "allowed_packages": list,
 }
 

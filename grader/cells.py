@@ -33,6 +33,7 @@ class CodeCell:
     label: str  # filename used in tracebacks, e.g. "cell 4" or "solution.py"
     source: str
     notes: tuple[str, ...] = ()
+    line: int = 0  # lines of the file before the cell (a module's statements): tracebacks count from there
 
 
 # --------------------------------------------------------------------------- IPython syntax
@@ -63,7 +64,23 @@ def transform_cell(index: int, label: str, source: str) -> CodeCell:
     return CodeCell(index, label, "\n".join(out) + ("\n" if source.endswith("\n") else ""), tuple(notes))
 
 
-_ASSIGNED_ESCAPE = re.compile(r"^(\s*)([A-Za-z_][\w.,\s]*?)\s*=\s*([!%])(.*)$")
+_ASSIGNED_TARGET = re.compile(r"[A-Za-z_][\w.,\s]*")
+
+
+def _assigned_escape(line: str) -> tuple[str, str] | None:
+    """(target, "!" or "%") for ``files = !ls`` or ``t = %timeit f()``, else None.
+
+    String operations and one linear match rather than one regex: the regex this replaces
+    backtracked quadratically on a long line of spaces (a minute of CPU for one crafted cell).
+    """
+    equals = line.find("=")
+    if equals < 0:
+        return None
+    payload = line[equals + 1:].lstrip()
+    if not payload.startswith(("!", "%")):
+        return None
+    target = line[:equals].strip()
+    return (target, payload[0]) if _ASSIGNED_TARGET.fullmatch(target) else None
 
 
 def _transform_line(line: str) -> tuple[str, str | None]:
@@ -79,11 +96,11 @@ def _transform_line(line: str) -> tuple[str, str | None]:
             payload = re.sub(r"^(?:-[nr]\s*\d+\s+|-[a-z]+\s+)*", "", rest.strip())
             return f"{indent}{payload}", None
         return f"{indent}pass", None
-    assigned = _ASSIGNED_ESCAPE.match(line)
+    assigned = _assigned_escape(line)
     if assigned and not stripped.startswith(("#", "'", '"')):
-        target, kind = assigned.group(2), assigned.group(3)
+        target, kind = assigned
         note = (f"skipped shell command: {stripped[:120]}" if kind == "!" else None)
-        return f"{assigned.group(1)}{target} = {'[]' if kind == '!' else 'None'}", note
+        return f"{indent}{target} = {'[]' if kind == '!' else 'None'}", note
     if stripped.endswith("?") and re.fullmatch(r"[\w.]+\?\??", stripped):
         return f"{indent}pass", None
     return line, None
@@ -189,7 +206,8 @@ def module_cells(source: str, label: str, imports: Imports | None = None, tree: 
                  ) -> tuple[CodeCell, ...]:
     """A module as cells: definitions, imports and constants together; every other statement alone.
 
-    Each cell is padded with empty lines so that tracebacks show the file's own line numbers.
+    Each cell carries the number of file lines before it, so tracebacks show the file's own line
+    numbers without padding every cell with the lines before it (which grew quadratically).
     """
     imports = imports or Imports(("numpy",))
     notes: list[str] = []
@@ -205,7 +223,7 @@ def module_cells(source: str, label: str, imports: Imports | None = None, tree: 
             tree = parse_module(source)
     lines = source.splitlines(keepends=True)
     pieces = [(1, len(lines), tree)] if tree is not None else [  # still broken: only the broken piece is lost
-        (begin, end, parse_module("\n" * (begin - 1) + "".join(lines[begin - 1:end])))
+        (begin, end, parse_module("".join(lines[begin - 1:end])))
         for begin, end in _top_level_spans(source)]
     # a module's __future__ imports hold for the whole file: each later cell carries them on a padding line
     future = sorted({a.name for _, _, piece in pieces if piece is not None for s in piece.body
@@ -216,23 +234,24 @@ def module_cells(source: str, label: str, imports: Imports | None = None, tree: 
         if piece is None:
             chunks.append(_Chunk(begin, end, False))
             continue
-        text = "\n" * (begin - 1) + "".join(lines[begin - 1:end])
+        text = "".join(lines[begin - 1:end])  # the piece's own line numbers start at 1
         if imports.wanted(text):
             text, found = imports.rewrite(text, piece.body)
             notes += found
-            lines[begin - 1:end] = text.splitlines(keepends=True)[begin - 1:]
-        chunks += [_Chunk(_first_line(s), s.end_lineno or s.lineno, inert(s)) for s in piece.body]
+            lines[begin - 1:end] = text.splitlines(keepends=True)
+        shift = begin - 1
+        chunks += [_Chunk(_first_line(s) + shift, (s.end_lineno or s.lineno) + shift, inert(s)) for s in piece.body]
     cells: list[CodeCell] = []
     for begin, end in _group(chunks):
         body = "".join(lines[begin - 1:end])
         if body.strip():
-            padding = "\n" * (begin - 1)
-            if future and cells and begin > 1:
-                padding = f"from __future__ import {', '.join(future)}" + padding
-            cells.append(CodeCell(len(cells), label, padding + body))
+            line = begin - 1
+            if future and cells and begin > 1:  # on the line before the cell, which its predecessor ends on
+                body, line = f"from __future__ import {', '.join(future)}\n" + body, line - 1
+            cells.append(CodeCell(len(cells), label, body, line=line))
     if notes:
         first = cells[0] if cells else CodeCell(0, label, "")
-        cells[:1] = [CodeCell(first.index, first.label, first.source, first.notes + tuple(notes))]
+        cells[:1] = [CodeCell(first.index, first.label, first.source, first.notes + tuple(notes), first.line)]
     return tuple(cells)
 
 

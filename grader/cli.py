@@ -26,6 +26,7 @@ from typing import Sequence
 
 from .errors import ConfigError, GraderError
 from .results import Status, SubmissionResult
+from .text import for_terminal
 
 STATUS_MARK = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.TIMEOUT: "⏱",
                Status.MISSING: "–", Status.PENDING: "…"}
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except GraderError as error:
-        print(f"grader: error: {error}", file=sys.stderr)
+        print(f"grader: error: {for_terminal(str(error))}", file=sys.stderr)  # may quote a student's file name
         return ExitCode.GRADER_ERROR
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)
@@ -68,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     grade.add_argument("--allow-reduced-isolation", action="store_true",
                        help="grade even without namespace isolation (student code then has only resource limits)")
+    grade.add_argument("--group-readable", action="store_true",
+                       help="let the output folder's group read the grades and answers (default: only you can)")
     grade.set_defaults(run=_grade)
 
     check = commands.add_parser("check", help="check one submission against the public cases")
@@ -161,7 +164,8 @@ def _grade(args: argparse.Namespace) -> int:
     check_before_grading(assignment, remember_in=out_dir)
     bar = _ProgressBar()
     run = grade_course(paths, assignment, out_dir, jobs=args.jobs, force=args.force,
-                       allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start)
+                       allow_reduced_isolation=args.allow_reduced_isolation, progress=bar.update, on_start=bar.start,
+                       group_readable=args.group_readable)
     bar.close()
     _print_course_summary(run)
     _warn_unrelated(run.results, assignment)
@@ -436,14 +440,15 @@ def _passes(result: SubmissionResult, require: str) -> bool:
 
 
 def _print_result(result: SubmissionResult) -> None:
-    print(f"{result.student} — {result.assignment} ({result.mode}, isolation: {result.isolation})")
+    """The result on the terminal; student text (messages, names) never sends escape sequences to it."""
+    print(for_terminal(f"{result.student} — {result.assignment} ({result.mode}, isolation: {result.isolation})"))
     if result.error:
-        print(f"  could not be graded: {result.error}")
+        print(f"  could not be graded: {for_terminal(result.error)}")
         return
     width = max((len(q) for q in result.questions), default=4)
     columns = max(60, shutil.get_terminal_size((100, 20)).columns)
     for question_id, question in result.questions.items():
-        first = question.feedback.splitlines()[0] if question.feedback else ""
+        first = for_terminal(question.feedback.splitlines()[0]) if question.feedback.strip() else ""
         head = (f"  {STATUS_MARK[question.status]} {question_id:<{width}}  {question.status.value:<8} "
                 f"{question.score:>4g}/{question.max_score:<3g}  ")
         print(textwrap.fill(first, width=columns, initial_indent=head, subsequent_indent=" " * len(head))
@@ -456,8 +461,8 @@ def _print_result(result: SubmissionResult) -> None:
     for cell in result.cells:
         if cell.status not in ("ok",) or cell.notes:
             detail = cell.message or "; ".join(cell.notes)
-            print(f"  cell {cell.index + 1}: {cell.status} {detail[:110]}")
-    print(f"  total {result.score:g}/{result.max_score:g}. {result.bonus.reason}")
+            print(f"  cell {cell.index + 1}: {cell.status} {for_terminal(detail[:110])}")
+    print(f"  total {result.score:g}/{result.max_score:g}. {for_terminal(result.bonus.reason)}")
 
 
 def _print_course_summary(run) -> None:

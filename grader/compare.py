@@ -178,6 +178,8 @@ def as_numeric(value: Any) -> tuple[np.ndarray | None, str | None]:
         return None, "returned True/False values, not numbers"
     try:
         array = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        return None, "returned a number too large to compare (beyond the range of a float)"
     except (TypeError, ValueError):
         return None, f"returned a `{type(value).__name__}`, which is not a number or an array of numbers"
     return array, None

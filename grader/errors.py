@@ -8,6 +8,8 @@ sandbox that cannot be started.
 
 from __future__ import annotations
 
+from .text import clean
+
 
 class GraderError(Exception):
     """Base class: every error grader raises on purpose derives from it.
@@ -48,3 +50,19 @@ class ConfigError(GraderError):
 
 class GradebookError(GraderError):
     """The gradebook file cannot be opened or upgraded, or an import file holds bad data."""
+
+
+def failure_reason(error: BaseException) -> str:
+    """The kind of failure in a few plain words, e.g. "it contains or produced a number too large to handle"."""
+    detail = clean(str(error)).splitlines()[0][:200] if str(error).strip() else ""
+    if isinstance(error, UnicodeError):
+        what = "it contains text that cannot be stored (such as a lone surrogate character)"
+    elif isinstance(error, OverflowError) or "digits" in detail:
+        what = "it contains or produced a number too large to handle"
+    elif isinstance(error, RecursionError):
+        what = "it contains or produced data nested too deeply"
+    elif isinstance(error, MemoryError):
+        what = "grading it needed more memory than the grader allows"
+    else:
+        what = f"an unexpected {type(error).__name__} occurred" + (f" ({detail})" if detail else "")
+    return what

@@ -27,6 +27,7 @@ import numpy as np
 from . import carry
 from .assignment import Assignment, PreparedCase, Variant
 from .compare import compare_case, precision_of
+from .errors import failure_reason
 from .results import CaseResult, Status
 
 Rerun = Callable[[tuple[PreparedCase, ...]], Mapping[str, Any]]
@@ -40,8 +41,7 @@ def judge_submission(assignment: Assignment, prepared: tuple[PreparedCase, ...],
     own functions recorded; it is asked at most once, and only for failed composite cases that no known
     mistake explains while one of their building blocks fails cases of its own.
     """
-    pairs = [(p, compare_case(p, calls[p.case.id], assignment.question(p.case.question), names, assignment.wording))
-             for p in prepared if p.case.id in calls]
+    pairs = [(p, _compare(p, calls[p.case.id], assignment, names)) for p in prepared if p.case.id in calls]
     variants = {v.name: v for p in prepared for v, _ in p.variants}
     pairs = resolve_hints(pairs, variants)
     if assignment.grading.carry_forward:
@@ -50,6 +50,17 @@ def judge_submission(assignment: Assignment, prepared: tuple[PreparedCase, ...],
     for p, result in pairs:
         by_question[p.case.question].append(result)
     return by_question
+
+
+def _compare(prepared: PreparedCase, outcome: Any, assignment: Assignment, names: tuple[str, ...]) -> CaseResult:
+    """One case; should judging this value fail, that case is an error and the others still count."""
+    try:
+        return compare_case(prepared, outcome, assignment.question(prepared.case.question), names, assignment.wording)
+    except Exception as error:  # noqa: BLE001 - a finer boundary inside the submission's one
+        case = prepared.case
+        return CaseResult(case_id=case.id, function=case.function, public=case.public, status=Status.ERROR,
+                          message=f"`{case.function}` returned a value the grader could not check: "
+                                  f"{failure_reason(error)}")
 
 
 # --------------------------------------------------------------------------- hints

@@ -28,6 +28,7 @@ from .answers import (  # ANSWER_PLACEHOLDER and answer_variable are re-exported
 )
 from .cells import CodeCell, Imports, module_cells, parse_module, transform_cell
 from .errors import SubmissionError
+from .text import clean_tree, may_hold_surrogates
 
 __all__ = ["ANSWER_PLACEHOLDER", "CodeCell", "Submission", "answer_variable", "find_submissions", "load_submission",
            "student_id", "submission_hash", "transform_cell"]
@@ -232,6 +233,11 @@ def _parse_notebook(text: str, path: Path) -> dict:
             "Was it saved completely? Open it in Jupyter, save it again and hand it in", path=path) from None
     except RecursionError:
         raise SubmissionError("is not a valid notebook: its JSON is nested too deeply", path=path) from None
+    except ValueError as error:  # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise SubmissionError(f"is not a valid notebook: its JSON holds a value Python cannot read ({error}). "
+                              "Open it in Jupyter, save it again and hand it in", path=path) from None
+    if may_hold_surrogates(text):  # "\ud800" escapes: text no file or terminal can hold
+        document = clean_tree(document)
     if not isinstance(document, dict):
         raise SubmissionError("is not a valid notebook: its JSON is not an object", path=path)
     major = document.get("nbformat")

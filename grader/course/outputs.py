@@ -3,15 +3,17 @@ that lets an unchanged course skip all of it; ``rerender`` rewrites them after a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from ..assignment import Assignment
+from ..errors import GraderError
 from ..report import render_index, render_submission, safe_filename, write_exports
 from ..results import SimilarPair, SubmissionResult, plain, results_document
 from ..score import apply_decisions
@@ -23,7 +25,7 @@ RESULTS_FILE = "results.json"
 SIMILAR_FILE = "similar.json"
 MOODLE_FILE = "moodle.json"  # student -> {"name", "participant", "group"}, from the Moodle downloads graded
 STAMP_FILE = ".outputs.json"
-RERENDER_LOCK = ".rerender.lock"
+LOCK_FILE = ".grader.lock"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,48 @@ def read_moodle(out_dir: Path) -> dict[str, dict]:
 def moodle_identities_from(moodle: dict[str, dict]) -> dict[str, tuple[str, str]]:
     return {student: (f"Participant {info['participant']}", str(info.get("name", "")))
             for student, info in moodle.items() if info.get("participant")}
+@contextlib.contextmanager
+def exclusive(out_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the output folder's lock: one grader writes to a folder at a time.
+
+    A second ``grader grade`` on the same ``--out`` is refused at once (``wait=False``) instead of
+    interleaving its writes with the first one's. The lock is an ``flock`` on a file in the folder,
+    so it goes away with the process holding it, however that ends.
+    """
+    fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise GraderError(f"another grader (process {holder or 'unknown'}) is writing to {out_dir} right "
+                              "now; wait until it has finished, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def private(out_dir: Path, group_readable: bool | None = False) -> Iterator[None]:
+    """Files created inside are readable by their owner only (or also by the folder's group).
+
+    Grades and written answers are personal data: the folder becomes 0700 (0750) and everything
+    created while this holds, 0600 (0640). ``group_readable=None`` keeps what the folder has now.
+    """
+    mode = out_dir.stat().st_mode & 0o777
+    if group_readable is None:
+        group_readable = bool(mode & 0o040)
+    wanted = 0o750 if group_readable else 0o700
+    if mode != wanted:
+        with contextlib.suppress(PermissionError):  # a folder someone else owns: its files are still private
+            os.chmod(out_dir, wanted)
+    old = os.umask(0o027 if group_readable else 0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def read_stamp(out_dir: Path) -> dict:
@@ -155,10 +199,9 @@ def outputs_present(out_dir: Path, sources: list[tuple[Path, str]]) -> bool:
 def rerender(assignment: Assignment, out_dir: Path) -> CourseRun:
     """Re-apply manual decisions from the gradebook and rewrite every output (after a review).
 
-    One rerender of a folder at a time, also across processes (two review apps, ``import-scores``):
-    the second waits for the first (a lock file in the folder), then renders the newest decisions."""
-    with open(out_dir / RERENDER_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    One writer of a folder at a time, also across processes (a grade run, two review apps,
+    ``import-scores``): a rerender waits for the folder's lock, then renders the newest decisions."""
+    with exclusive(out_dir, wait=True), private(out_dir, group_readable=None):
         return _rerender(assignment, out_dir)
 
 

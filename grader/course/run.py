@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -17,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from ..api import error_result, in_input_order, required_isolation
+from ..api import contained_render, error_result, grade_one, in_input_order, required_isolation
 from ..assignment import Assignment
 from ..pool import worker_sandbox
 from ..report import render_submission
@@ -29,9 +30,11 @@ from .outputs import (
     CourseRun,
     CourseSummary,
     Outputs,
+    exclusive,
     gradebook_path,
     json_text,
     outputs_present,
+    private,
     read_stamp,
     write_stamp,
 )
@@ -42,9 +45,25 @@ from .sources import Sources, collect_sources
 def grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jobs: int = 2,
                  allow_reduced_isolation: bool = False, force: bool = False,
                  progress: Callable[[SubmissionResult], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> CourseRun:
-    """Grade every submission under ``paths`` and write results, reports and exports to ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+                 on_start: Callable[[int], None] | None = None, group_readable: bool = False) -> CourseRun:
+    """Grade every submission under ``paths`` and write results, reports and exports to ``out_dir``.
+
+    The outputs are readable by their owner only unless ``group_readable``; a second run on the
+    same ``out_dir`` while this one writes is refused at once (:func:`exclusive`).
+    """
+    old = os.umask(0o077 if not group_readable else 0o027)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    with exclusive(out_dir), private(out_dir, group_readable):
+        return _grade_course(paths, assignment, out_dir, jobs=jobs, allow_reduced_isolation=allow_reduced_isolation,
+                             force=force, progress=progress, on_start=on_start)
+
+
+def _grade_course(paths: list[Path], assignment: Assignment, out_dir: Path, *, jobs: int,
+                  allow_reduced_isolation: bool, force: bool, progress: Callable[[SubmissionResult], None] | None,
+                  on_start: Callable[[int], None] | None) -> CourseRun:
     scratch = Path(tempfile.mkdtemp(prefix="grader-moodle-"))
     try:
         collected = collect_sources(paths, scratch, template_name=f"{assignment.id}.ipynb")
@@ -102,8 +121,9 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
     for i, hit, texts in in_input_order(sources, reused, _grade_and_render, state, jobs):
         if hit is not None:
             raw, raw_text = hit, None
-            final = apply_decisions(raw, assignment, decisions.get(raw.student, {}))
-            final_text, page = json_text(final), render_submission(final, assignment)
+            _, final_text, page = contained_render(
+                hit, lambda r: _texts(r, decisions.get(r.student, {}), assignment), Path(hit.file), assignment, "grade")
+            final = SubmissionResult.from_dict(json.loads(final_text))
         else:
             raw_text, final_text, page = texts
             final = SubmissionResult.from_dict(json.loads(final_text))
@@ -122,14 +142,19 @@ def _grade_and_write(gradebook: Gradebook, collected: Sources, hashes: dict[str,
 
 def _grade_and_render(state: dict, pair: tuple[Path, str]) -> tuple[str, str, str]:
     """One submission, in a worker: (result as recorded, result after manual decisions, report page)."""
-    from ..api import grade_one
-
     path, student = pair
-    assignment = state["assignment"]
-    raw = replace(grade_one(path, student, assignment, state["mode"], worker_sandbox(state)),
+    assignment, mode = state["assignment"], state["mode"]
+    raw = replace(grade_one(path, student, assignment, mode, worker_sandbox(state)),
                   file=state["labels"].get(student, str(path)),
                   participant_id=state.get("participants", {}).get(student, ""))
-    own = state["decisions"].get(student)
+    # storing and rendering are inside the containment boundary too: should either fail for this
+    # result, the submission's error result is stored and rendered instead
+    return contained_render(raw, lambda r: _texts(r, state["decisions"].get(student), assignment), path,
+                            assignment, mode)
+
+
+def _texts(raw: SubmissionResult, own: dict | None, assignment: Assignment) -> tuple[str, str, str]:
+    """(result as recorded, result after manual decisions, report page) as text."""
     final = apply_decisions(raw, assignment, own) if own else raw
     raw_text = json_text(raw)
     return raw_text, json_text(final) if own else raw_text, render_submission(final, assignment)

@@ -38,7 +38,10 @@ class SimilarityJob:
         try:
             pairs = similar_from_json(self.receive.recv_bytes())
         except (EOFError, OSError, ValueError):  # the helper process died: compute it here instead
-            pairs = find_similar(self.sources, self.assignment)
+            try:
+                pairs = find_similar(self.sources, self.assignment)
+            except Exception:  # noqa: BLE001 - flags are advice: they must never cost the graded batch
+                pairs = []
         self.process.join()
         return pairs
 
@@ -55,7 +58,7 @@ def find_similar(sources: list[tuple[Path, str]], assignment: Assignment) -> lis
     for path, student in sources:
         try:
             submission = load_submission(path, question_ids, student)
-        except SubmissionError:
+        except (SubmissionError, ValueError, RecursionError, MemoryError):  # graded (and explained) elsewhere
             continue
         code[student] = submission.code
         answers[student] = submission.answers

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import GraderError, SubmissionError
 from ..submission import find_submissions, student_id
+from ..text import clean
 from .moodle import _Budget, choose_file, extract_moodle, is_moodle_archive, moodle_identities, unpack_nested
 
 _CANDIDATES = (".ipynb", ".py")
@@ -38,17 +39,18 @@ def collect_sources(paths: list[Path], scratch: Path, template_name: str | None 
     if missing:  # a mistyped path on the command line, not a student's broken file
         raise GraderError(f"no such file or folder: {', '.join(missing)}")
     sources = Sources([], {}, {})
-    for path in find_submissions(paths):
-        if path.is_file() and path.suffix.lower() == ".zip" and is_moodle_archive(path):
+    named = set(paths)  # only an archive named on the command line may be a Moodle download; a student's
+    for path in find_submissions(paths):  # own zip in a folder is that student's submission, whatever it holds
+        if path in named and path.is_file() and path.suffix.lower() == ".zip" and is_moodle_archive(path):
             _add_moodle(sources, path, scratch / f"{len(sources.labels)}-m", template_name)
         elif path.is_file() and path.suffix.lower() == ".zip":
             _add_zip(sources, path, scratch / f"{len(sources.labels)}-z", template_name)
         elif path.is_dir():
             _add_folder(sources, path, template_name)
         else:
-            student = student_id(path)
+            student = clean(student_id(path))  # a file name may hold bytes that are not UTF-8
             sources.pairs.append((path, student))
-            sources.labels[student] = str(path)
+            sources.labels[student] = clean(str(path))
     seen: set[str] = set()
     for _, student in sources.pairs:
         if student in seen:
@@ -75,7 +77,7 @@ def _add_moodle(sources: Sources, path: Path, dest: Path, template_name: str | N
 
 def _add_zip(sources: Sources, path: Path, dest: Path, template_name: str | None) -> None:
     """A student's own zip: unpacked safely (bad entries skipped and noted), one file chosen by the rule."""
-    student = student_id(path)
+    student = clean(student_id(path))
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     chosen, notes = unpack_nested(path, root / "files", root, _Budget(5000, 512 * 2**20, 64 * 2**20), template_name)
@@ -83,7 +85,7 @@ def _add_zip(sources: Sources, path: Path, dest: Path, template_name: str | None
         sources.problems[student] = (f"{path.name} holds no notebook (.ipynb) or Python module (.py) that could "
                                      "be read" + (": " + "; ".join(notes) if notes else ""))
         sources.pairs.append((path, student))
-        sources.labels[student] = str(path)
+        sources.labels[student] = clean(str(path))
         return
     sources.pairs.append((chosen, student))
     inner = chosen.relative_to(root / "files")
@@ -92,7 +94,7 @@ def _add_zip(sources: Sources, path: Path, dest: Path, template_name: str | None
 
 def _add_folder(sources: Sources, folder: Path, template_name: str | None) -> None:
     """A student's folder: graded as is with one candidate file; with several, the rule picks one."""
-    student = student_id(folder)
+    student = clean(student_id(folder))
     candidates = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).parts
@@ -107,7 +109,7 @@ def _add_folder(sources: Sources, folder: Path, template_name: str | None) -> No
         sources.labels[student] = f"{folder} → {chosen.relative_to(folder)} ({why})"
         return
     sources.pairs.append((folder, student))
-    sources.labels[student] = str(folder)
+    sources.labels[student] = clean(str(folder))
 
 
 def _mtime(path: Path) -> tuple:

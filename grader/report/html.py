@@ -99,16 +99,24 @@ def write_html_reports(results: list[SubmissionResult], assignment: Assignment, 
 
 
 def safe_filename(student: str) -> str:
-    """A file name stem for a student id: ASCII letters, digits, ``._-``; a hash keeps it unique.
+    """A file name stem for a student id: ASCII letters, digits, ``._-``; one-to-one.
 
-    ``"anna.k"`` stays as it is; ``"../x"``, ``"Jürgen Weiß"`` or ``"index"`` get a readable slug plus
-    eight hex digits of the id's hash, so two different ids never share a file.
+    ``"anna.k"`` stays as it is; ``"../x"``, ``"Jürgen Weiß"``, ``"Anna"`` or ``"index"`` get a readable
+    slug plus ``-`` and eight hex digits of the id's hash. An id is kept only when it is lower case and
+    does not itself end in ``-`` and eight hex digits, so a kept name can never equal a hashed one
+    (``"jurgen_wei-1a2b3c4d"`` is hashed too) and no two names differ only in case: two students
+    never share a page or a Gradescope file, also on a case-insensitive file system.
     """
+    if _KEPT.fullmatch(student) and ".." not in student and not _HASHED.search(student) and student not in _WINDOWS_RESERVED | {"index"}:
+        return student
     ascii_ = unicodedata.normalize("NFKD", student).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_).strip("._-")[:60] or "student"
-    if slug == student and slug.lower() not in _WINDOWS_RESERVED | {"index"}:
-        return slug
-    return f"{slug}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+_KEPT = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,78}[a-z0-9_])?")  # lower case, <= 80, no dot or dash at the end
+_HASHED = re.compile(r"-[0-9a-f]{8}$")
 
 
 def bonus_sentence(result: SubmissionResult) -> str:

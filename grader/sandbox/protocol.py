@@ -26,6 +26,7 @@ import numpy as np
 
 MAX_HEADER = 4 * 1024 * 1024
 MAX_DIMS = 8
+MAX_ELEMENTS = 1 << 40  # no real array has more; numpy cannot even describe some larger shapes
 MAX_DEPTH = 64
 _LEN = struct.Struct(">I")
 
@@ -140,7 +141,8 @@ def _decode_array(body: list, blobs: list[bytes]) -> np.ndarray:
         raise ProtocolError(f"dtype {str(dtype_str)[:20]!r} is not allowed")
     if not isinstance(shape, list) or len(shape) > MAX_DIMS:
         raise ProtocolError("malformed array shape")
-    if not all(type(n) is int and n >= 0 for n in shape):
+    if not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in shape) \
+            or math.prod(max(n, 1) for n in shape) > MAX_ELEMENTS:
         raise ProtocolError("malformed array shape")
     if type(index) is not int or not 0 <= index < len(blobs):
         raise ProtocolError("array refers to a missing blob")
@@ -148,7 +150,10 @@ def _decode_array(body: list, blobs: list[bytes]) -> np.ndarray:
     data = blobs[index]
     if math.prod(shape) * dtype.itemsize != len(data):
         raise ProtocolError("array shape does not match its data length")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    try:
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    except ValueError:
+        raise ProtocolError("impossible array shape") from None
 
 
 # --------------------------------------------------------------------------------------- frames
@@ -165,14 +170,18 @@ class FrameDecoder:
     """Incremental frame parser: ``feed`` bytes, ``next`` returns a complete frame or None.
 
     Caps are enforced as soon as the lengths are known, before the data is buffered.
+    ``text_filter(raw_header, msg)``, when given, may replace each message as it is parsed (the
+    parent uses it to normalise untrusted text where it enters).
     """
 
-    def __init__(self, max_bytes: int, max_header: int = MAX_HEADER):
+    def __init__(self, max_bytes: int, max_header: int = MAX_HEADER, text_filter: Any = None):
         self.max_bytes = max_bytes
         self.max_header = max_header
+        self.text_filter = text_filter
         self._buf = bytearray()
         self._header: tuple[dict, list[int]] | None = None
         self._hlen = 0
+        self.last_size = 0  # bytes of the frame ``next`` returned last, header included
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -189,7 +198,9 @@ class FrameDecoder:
             if self._hlen > self.max_header or self._hlen > self.max_bytes:
                 raise TooLarge(f"header of {self._hlen} bytes is over the limit")
             if len(self._buf) >= 4 + self._hlen:
-                self._header = _parse_header(bytes(self._buf[4:4 + self._hlen]))
+                raw = bytes(self._buf[4:4 + self._hlen])
+                msg, lengths = _parse_header(raw)
+                self._header = (self.text_filter(raw, msg) if self.text_filter else msg), lengths
                 if self._hlen + sum(self._header[1]) > self.max_bytes:
                     raise TooLarge("message is over the size limit")
 
@@ -207,6 +218,7 @@ class FrameDecoder:
             blobs.append(bytes(self._buf[start:start + n]))
             start += n
         del self._buf[:start]
+        self.last_size = start
         self._header = None
         self._check()
         return msg, blobs
@@ -215,7 +227,7 @@ class FrameDecoder:
 def _parse_header(raw: bytes) -> tuple[dict, list[int]]:
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError, MemoryError) as exc:
         raise ProtocolError(f"garbage frame header ({type(exc).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("msg"), dict):
         raise ProtocolError("frame header is not a message")

@@ -10,6 +10,7 @@ interfere with them.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -35,6 +36,7 @@ from grader.sandbox.protocol import (
     encode_frame,
     encode_value,
 )
+from grader.text import TextBudget, clean, clean_tree, may_hold_surrogates
 
 MAX_RESTARTS = 25  # each restart is bounded: a failed function is not called again
 _VALUE_TYPES = (type(None), bool, int, float, str, Unconvertible)
@@ -55,6 +57,9 @@ class Limits:
     output_bytes: int = 65536
     max_result_mb: int = 64
     tmp_mb: int = 64  # size of the fresh /tmp (and, separately, /dev/shm) of each submission
+    # per submission, not per value: what one submission may leave in the grader, in total
+    output_total: int = 1 << 19  # characters of captured output, messages and tracebacks
+    returned_total_mb: int = 64  # bytes of values returned by all the calls together
     allowed_packages: tuple[str, ...] = ("numpy",)
 
 
@@ -63,6 +68,7 @@ class CellSource:
     index: int
     label: str
     source: str
+    line: int = 0  # lines of the file before this cell (a module's `# %%` cells): tracebacks count from there
 
 
 @dataclass(frozen=True)
@@ -208,15 +214,17 @@ class _Zygote:
             raise SandboxError(f"the sandbox worker did not start ({isolation}): {err.strip() or 'no message'}")
 
     def recv(self, deadline: float) -> dict | None:
-        """One control message, ``None`` on EOF; raises TimeoutError past ``deadline``."""
-        import json  # noqa: PLC0415
+        """One control message, ``None`` on EOF (or garbage); raises TimeoutError past ``deadline``."""
         if not select.select([self.ctrl], [], [], max(deadline - time.monotonic(), 0))[0]:
             raise TimeoutError
         data = self.ctrl.recv(65536)
-        return json.loads(data) if data else None
+        try:
+            msg = json.loads(data) if data else None
+        except (ValueError, RecursionError):
+            return None
+        return msg if isinstance(msg, dict) else None
 
     def send(self, msg: dict, fds: Sequence[int] = ()) -> None:
-        import json  # noqa: PLC0415
         socket.send_fds(self.ctrl, [json.dumps(msg).encode()], list(fds))
 
     def stop(self) -> None:
@@ -320,9 +328,12 @@ class Sandbox:
         current: tuple[str, Any] | None = None
         try:
             cells = [c for c in job.cells if c.index not in st.skip]
-            child.send({"op": "cells", "labels": [c.label for c in job.cells], "name": job.run_as,
-                        "cells": [{"index": c.index, "label": c.label, "source": c.source}
-                                  for c in cells]}, lim.cell_timeout)
+            # the cells travel as a blob, not in the frame's header: a several-MB cell or tens of
+            # thousands of cells must not be limited by the header's cap
+            table = json.dumps({"labels": [c.label for c in job.cells], "name": job.run_as,
+                                "cells": [{"index": c.index, "label": c.label, "source": c.source, "line": c.line}
+                                          for c in cells]}).encode("utf-8")
+            child.send({"op": "cells", "table": 0}, lim.cell_timeout, [table])
             for cell in cells:
                 current = ("cell", cell)
                 child.expect("cell_start", lim.cell_timeout)
@@ -330,8 +341,7 @@ class Sandbox:
                 st.record_cell(cell.index, msg)
             current = None
             msg, _ = child.expect("names", lim.cell_timeout)
-            st.names = tuple(str(n)[:200] for n in msg.get("names", [])[:10000]
-                             if isinstance(msg.get("names"), list))
+            st.names = _names(msg)
             # All calls go in one frame and the child answers them in order without waiting for us:
             # a round trip per call would make every call wait for this thread to get the GIL back.
             # The deadline of each call runs from the moment we saw the previous answer, so a busy
@@ -346,7 +356,7 @@ class Sandbox:
                 msg, out = child.expect("call_end", lim.call_timeout)
                 if msg.get("id") != call.id:
                     raise _Gone("protocol", "answers came out of order")
-                st.record_call(call, msg, out)
+                st.record_call(call, msg, out, child.decoder.last_size)
             current = None
             child.finish()
             return True
@@ -370,7 +380,7 @@ class _Child:
         self.exit: tuple[int | None, int | None] | None = None
         self.killed = False
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.decoder = FrameDecoder(lim.max_result_mb << 20)
+        self.decoder = FrameDecoder(lim.max_result_mb << 20, text_filter=_clean_message)
         try:
             limits = {k: getattr(lim, k) for k in ("memory_mb", "cpu_seconds", "max_processes",
                                                     "max_file_mb", "max_open_files",
@@ -522,7 +532,12 @@ def describe_exit(exit: tuple[int | None, int | None] | None, lim: Limits, kille
 
 
 class _State:
-    """Outcomes gathered across restarts of one job."""
+    """Outcomes gathered across restarts of one job, within the submission's budgets.
+
+    Every frame is untrusted (student code can write its own frames to the job socket), so each
+    field is checked for its type here and anything unexpected becomes a plain error, never an
+    exception; text is held to the job's total output budget and values to its returned-bytes one.
+    """
 
     def __init__(self, job: Job):
         self.job = job
@@ -533,12 +548,14 @@ class _State:
         self.names: tuple[str, ...] = ()
         self.notes: list[str] = []
         self.restarts = 0
+        self.text = TextBudget(job.limits.output_total, "captured output and tracebacks")
+        self.returned_left = job.limits.returned_total_mb << 20
 
     def record_cell(self, index: int, msg: dict) -> None:
         if index not in self.cells:
             status = "ok" if msg.get("status") == "ok" else "error"
-            self.cells[index] = CellOutcome(index, status, _error(msg.get("error")),
-                                            _text(msg.get("output")))
+            self.cells[index] = CellOutcome(index, status, self._error(msg.get("error")),
+                                            self.text.take(_text(msg.get("output"))))
 
     def fail_cell(self, index: int, gone: _Gone) -> None:
         self.skip.add(index)
@@ -547,25 +564,39 @@ class _State:
         name = "Timeout" if kind == "timeout" else "Crash"
         self.cells.setdefault(index, CellOutcome(index, kind, ErrorInfo(name, text, "")))
 
-    def record_call(self, call: Call, msg: dict, blobs: list[bytes]) -> None:
+    def record_call(self, call: Call, msg: dict, blobs: list[bytes], size: int | None = None) -> None:
+        """One call's answer; ``size`` is the whole frame's (values may also travel in its JSON)."""
         status = msg.get("status")
         value = None
+        error = msg.get("error")
         if status == "ok":
-            try:
-                value = decode_value(msg.get("value"), blobs)
-            except (ProtocolError, RecursionError) as exc:
-                status, msg = "error", {"error": {"type": "ProtocolError", "message": str(exc)}}
+            size = sum(map(len, blobs)) if size is None else size
+            if size > self.returned_left:
+                status, error = "error", {"type": "ValueTooLarge", "message": (
+                    f"the values returned by this submission's functions came to more than "
+                    f"{self.job.limits.returned_total_mb} MB in total; this one was not checked")}
             else:
-                if not isinstance(value, _VALUE_TYPES) and not hasattr(value, "dtype"):
-                    value = Unconvertible(type(value).__name__, repr(value)[:200])
+                self.returned_left -= size
+                try:
+                    value = decode_value(msg.get("value"), blobs)
+                except (ProtocolError, RecursionError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+                    status, error = "error", {"type": "ProtocolError", "message": clean(str(exc))[:300]}
+                else:
+                    if not isinstance(value, _VALUE_TYPES) and not hasattr(value, "dtype"):
+                        value = Unconvertible(type(value).__name__, repr(value)[:200])
         elif status not in ("error", "missing"):
             status = "error"
-        mutated: list[Any] = msg["mutated"] if isinstance(msg.get("mutated"), list) else []
         recorded = _recorded(msg.get("record"), blobs, call.record) if status == "ok" else None
-        self.calls[call.id] = CallOutcome(call.id, status, value, _error(msg.get("error")),
-                                          _text(msg.get("output")),
-                                          tuple(str(m)[:100] for m in mutated[:100]), recorded)
+        self.calls[call.id] = CallOutcome(call.id, status, value, self._error(error),
+                                          self.text.take(_text(msg.get("output"))), _mutated(msg.get("mutated")),
+                                          recorded)
         self.pending.remove(call)
+
+    def _error(self, value: Any) -> ErrorInfo | None:
+        if not isinstance(value, dict):
+            return None
+        return ErrorInfo(_text(value.get("type"), 200), self.text.take(_text(value.get("message"), 4000)),
+                         self.text.take(_text(value.get("traceback"), 40000)))
 
     def fail_call(self, call: Call, gone: _Gone) -> None:
         kind = {"timeout": "timeout", "too_large": "error"}.get(gone.kind, "crashed")
@@ -604,11 +635,23 @@ def _text(value: Any, cap: int = 1 << 20) -> str:
     return value[:cap] if isinstance(value, str) else ""
 
 
-def _error(value: Any) -> ErrorInfo | None:
-    if not isinstance(value, dict):
-        return None
-    return ErrorInfo(_text(value.get("type"), 200), _text(value.get("message"), 4000),
-                     _text(value.get("traceback"), 40000))
+def _names(msg: dict) -> tuple[str, ...]:
+    """The names the cells defined (for "did you mean"): strings only, at most 10000 of 200 characters."""
+    names = msg.get("names")
+    return tuple(n[:200] for n in names[:10000] if isinstance(n, str)) if isinstance(names, list) else ()
+
+
+def _mutated(value: Any) -> tuple[str, ...]:
+    """Which arguments a call changed: argument positions (ASCII digits) or keyword names only."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(m for m in value[:100] if isinstance(m, str) and m.isascii() and len(m) <= 100
+                 and (m.isdigit() or m.isidentifier()))
+
+
+def _clean_message(raw: bytes, msg: dict) -> dict:
+    """A frame's message with lone surrogates replaced (only when its JSON can hold any)."""
+    return clean_tree(msg) if may_hold_surrogates(raw) else msg
 
 
 __all__ = ["Sandbox", "Limits", "Job", "CellSource", "Call", "JobOutcome", "CellOutcome",

@@ -302,18 +302,23 @@ class Job:
         self.sock.sendall(self.p.encode_frame(msg, blobs))
 
     def serve(self) -> None:
-        msg, _ = self.p.recv_frame(self.sock, self.decoder)
+        msg, blobs = self.p.recv_frame(self.sock, self.decoder)
+        if "table" in msg:  # the cells come as a blob (too large for a header)
+            msg = json.loads(blobs[msg["table"]])
         self.labels = set(msg["labels"])
-        # a module's cells share its file name and are padded to its line numbers: merge them so that
-        # a traceback shows the right line whichever cell it comes from
+        # a module's cells share its file name and know how many of its lines come before them: one line
+        # list for the file, so a traceback shows the right line whichever cell it comes from (a line a
+        # cell adds on top, like a carried __future__ import, never overrides a line of the file)
         files: dict[str, list[str]] = {}
         for cell in msg["cells"]:
-            merged = files.setdefault(cell["label"], [])
-            for number, line in enumerate(cell["source"].splitlines(True)):
-                if number >= len(merged):
-                    merged.append(line)
-                elif line.strip() and not merged[number].strip():
-                    merged[number] = line
+            lines = files.setdefault(cell["label"], [])
+            start = cell.get("line", 0)
+            for number, line in enumerate(cell["source"].splitlines(True), start):
+                if number >= len(lines):
+                    lines.extend(["\n"] * (number - len(lines)))
+                    lines.append(line)
+                elif line.strip() and not lines[number].strip():
+                    lines[number] = line
         for label, lines in files.items():
             linecache.cache[label] = (sum(map(len, lines)), None, lines, label)
         name = msg.get("name")
@@ -322,7 +327,7 @@ class Job:
         for cell in msg["cells"]:
             self.send({"ev": "cell_start", "index": cell["index"]})
             status, error, output = self._guarded(
-                lambda c=cell: exec(compile(c["source"], c["label"], "exec"), self.ns))
+                lambda c=cell: exec(_compile(c["source"], c["label"], c.get("line", 0)), self.ns))
             self.send({"ev": "cell_end", "index": cell["index"], "status": status,
                        "error": error, "output": output})
         names = sorted(k for k in list(self.ns)[:10000]
@@ -555,6 +560,20 @@ def _nbytes(value: Any, np: Any) -> int:
     if isinstance(value, dict):
         return sum(_nbytes(v, np) for v in value.values())
     return 8
+def _compile(source: str, label: str, line: int) -> Any:
+    """Compile a cell whose first line is line ``line + 1`` of its file (no padding needed)."""
+    if not line:
+        return compile(source, label, "exec")
+    import ast  # noqa: PLC0415
+
+    try:
+        tree: ast.Module = ast.parse(source, label, "exec")
+    except SyntaxError as exc:
+        exc.lineno = (exc.lineno or 0) + line
+        if exc.end_lineno is not None:
+            exc.end_lineno += line
+        raise
+    return compile(ast.increment_lineno(tree, line), label, "exec")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,0 +1,2 @@
+def softmax(x):
+    return 10 ** 1200

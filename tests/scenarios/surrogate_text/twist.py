@@ -1,0 +1,3 @@
+print("lonely \ud800 surrogate")
+# %%
+raise ValueError("bad \udfff text")
