@@ -521,13 +521,33 @@ def _comment_blocks(source: str) -> list[str]:
     return ["\n".join(b) for b in blocks]
 
 
+_VARIABLE_START = re.compile(r'^(ANSWER_\w+)[ \t]*=[ \t]*[fFrR]?("""|\'\'\'|"|\')', re.M | re.I)
+
+
 def _variables_by_pattern(source: str, ids: _Ids) -> dict[str, FoundAnswer]:
-    """Best effort for a module with a syntax error: ANSWER_ string literals, the last one winning."""
+    """Best effort for a module with a syntax error: ANSWER_ string literals, the last one winning.
+
+    Plain searches for each closing quote, never a lazy ``.*?`` over the rest of the file: a quote
+    left open after one start is not closed after a later one either, so hostile text stays linear.
+    """
     found = {}
-    pattern = r'^(ANSWER_\w+)\s*=\s*[fFrR]?(?:"""(.*?)"""|\'\'\'(.*?)\'\'\'|"([^"\n]*)"|\'([^\'\n]*)\')'
-    for match in re.finditer(pattern, source, re.S | re.M | re.I):
+    unclosed: set[str] = set()
+    end = 0
+    for match in _VARIABLE_START.finditer(source):
+        quote = match.group(2)
+        if match.start() < end or quote in unclosed:
+            continue
+        if len(quote) == 3:
+            close = source.find(quote, match.end())
+        else:  # a one-line string: it closes on its own line or not at all
+            line_end = source.find("\n", match.end())
+            close = source.find(quote, match.end(), len(source) if line_end < 0 else line_end)
+        if close < 0:
+            if len(quote) == 3:
+                unclosed.add(quote)
+            continue
+        end = close + len(quote)
         question = _variable_question(match.group(1), ids)
-        text = clean_answer(next((g for g in match.groups()[1:] if g is not None), ""))
         if question:
-            found[question] = FoundAnswer(text)
+            found[question] = FoundAnswer(clean_answer(source[match.end():close]))
     return found

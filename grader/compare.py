@@ -115,7 +115,7 @@ def _tuple_of_arrays(value: Any, prepared: PreparedCase) -> Verdict | None:
         parts = list(value)
     elif getattr(value, "type_name", None) in ("tuple", "list"):
         return Verdict(Status.FAILED, f"returned a `{value.type_name}` of several values; return one array",
-                       hint="Return only the result array, not a tuple of it and other values.",
+                       hint="Return one numeric array: a tuple or list of several values cannot be checked.",
                        matched="returned_tuple", candidates=("returned_tuple",))
     if not parts:
         return None

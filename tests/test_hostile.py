@@ -27,13 +27,14 @@ import nbformat
 import pytest
 from conftest import skip_or_fail
 
+from grader.answers import _ids, _variables_by_pattern
 from grader.assignment import load_assignment
 from grader.errors import GraderError
 from grader.report import safe_filename
 from grader.sandbox import Call, Job, Limits
 from grader.sandbox.protocol import FrameDecoder, ProtocolError, decode_value, encode_frame
 from grader.sandbox.runner import _clean_message, _mutated, _names, _State
-from grader.submission import _answers_by_pattern, load_submission, transform_cell
+from grader.submission import load_submission, transform_cell
 from grader.text import TextBudget, clean, for_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -371,19 +372,20 @@ def test_regexes_on_hostile_lines_stay_linear():
     assert transform_cell(0, "c", "files = !ls\n").source == "files = []\n"
     assert transform_cell(0, "c", "  t = %timeit f()\n").source == "  t = None\n"
     assert transform_cell(0, "c", "a == !b\n").source == "a == !b\n"
-    assert _answers_by_pattern("ANSWER_2_1 = '''\n" + "x = 1\n" * 100_000, {"ANSWER_2_1": "2.1"}) == {}
-    assert _answers_by_pattern('ANSWER_2_1 = """One."""\nANSWER_2_2 = \'\'\'Two.\'\'\'\n',
-                               {"ANSWER_2_1": "2.1", "ANSWER_2_2": "2.2"}) == {"2.1": "One.", "2.2": "Two."}
+    ids = _ids(("2.1", "2.2"))
+    assert _variables_by_pattern("ANSWER_2_1 = '''\n" + "x = 1\n" * 100_000, ids) == {}
+    found = _variables_by_pattern('ANSWER_2_1 = """One."""\nANSWER_2_2 = \'\'\'Two.\'\'\'\n', ids)
+    assert {q: a.text for q, a in found.items()} == {"2.1": "One.", "2.2": "Two."}
     assert time.process_time() - started < 20
 
 
 def test_percent_cells_are_not_padded(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("".join(f"# %%\nz{i} = {i}\n" for i in range(20000)))
+    path.write_text("".join(f"# %%\nprint({i})\n" for i in range(20000)))  # each statement a cell of its own
     submission = load_submission(path)
     assert len(submission.cells) == 20000
     assert sum(len(c.source) for c in submission.cells) < 2 * path.stat().st_size
-    assert submission.cells[-1].line == 39998
+    assert submission.cells[-1].source.strip() == "print(19999)" and submission.cells[-1].line == 39999
 
 
 def test_forged_frame_fields_become_plain_outcomes():

@@ -90,6 +90,9 @@ class Outputs:
     def _open_results(self) -> TextIO:
         if self.handle is None:  # the document up to its submissions list: '{..., "submissions": ['
             descriptor, name = tempfile.mkstemp(prefix=RESULTS_FILE + ".", suffix=".partial", dir=self.out_dir)
+            mask = os.umask(0o077)  # mkstemp makes it 0600: give it the mode any other output gets
+            os.umask(mask)
+            os.fchmod(descriptor, 0o666 & ~mask)
             self.partial = Path(name)
             self.handle = os.fdopen(descriptor, "w", encoding="utf-8")
             self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2] + "\n")

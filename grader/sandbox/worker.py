@@ -416,12 +416,15 @@ class Job:
         """Real floating dtypes the protocol does not carry (longdouble), and object arrays holding only
         plain numbers, as float64; anything else unchanged."""
         np = sys.modules["numpy"]
-        if arr.dtype.kind == "f" and arr.dtype.fields is None:
-            return arr.astype(np.float64)
-        if arr.dtype.kind == "O" and arr.size <= 1 << 20 and all(
-                type(x) in (int, float, bool) or isinstance(x, np.number) and x.dtype.kind in "biuf"
-                for x in arr.flat):
-            return arr.astype(np.float64)
+        try:
+            if arr.dtype.kind == "f" and arr.dtype.fields is None:
+                return arr.astype(np.float64)
+            if arr.dtype.kind == "O" and arr.size <= 1 << 20 and all(
+                    type(x) in (int, float, bool) or isinstance(x, np.number) and x.dtype.kind in "biuf"
+                    for x in arr.flat):
+                return arr.astype(np.float64)
+        except (OverflowError, ValueError, TypeError):  # e.g. an int beyond float's range: not the student's raise
+            pass
         return arr
 
     def _unconvertible(self, v: Any) -> Any:
