@@ -151,7 +151,7 @@ def bwrap_argv(tail: list[str], packages: tuple[str, ...], seccomp_fd: int | Non
     for part in usr:
         argv += _dirs_to(part) + ["--ro-bind", part, part]
     python = os.path.realpath(sys.executable)
-    tools = ["/usr/bin/setpriv", "/usr/bin/unshare"] if root else []
+    tools = ["/usr/bin/setpriv"] if root else []
     for path in [python] + tools:
         if not _under(path, usr) and not _under(path, [prefix]):
             argv += _dirs_to(path) + ["--ro-bind", path, path]
@@ -175,11 +175,11 @@ def bwrap_argv(tail: list[str], packages: tuple[str, ...], seccomp_fd: int | Non
     argv += ["--remount-ro", "/", "--remount-ro", "/dev"]  # only /tmp and /dev/shm, fresh per job
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
-    if root:  # bwrap must run as root to see /root/...; drop to nobody inside, for good
+    if root:  # bwrap must run as root to see /root/...; drop to nobody inside, for good (the
+        # worker then makes a user namespace of its own: ``--own-userns``, see fresh.py)
         argv += ["/usr/bin/setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}",
-                 "--clear-groups", "--bounding-set=-all", "--no-new-privs",
-                 "/usr/bin/unshare", "--user", f"--map-user={_NOBODY}", f"--map-group={_NOBODY}",
-                 "--keep-caps"]
+                 "--clear-groups", "--bounding-set=-all", "--no-new-privs"]
+        tail = tail + ["--own-userns"]
     return argv + tail
 
 
@@ -217,9 +217,8 @@ def probe_bwrap() -> tuple[str, str]:
     """
     if shutil.which("bwrap") is None:
         return "process", "bwrap is not installed"
-    if os.geteuid() == 0 and not all(os.path.exists(p) for p in ("/usr/bin/setpriv",
-                                                                     "/usr/bin/unshare")):
-        return "process", "setpriv/unshare (util-linux) are missing"
+    if os.geteuid() == 0 and not os.path.exists("/usr/bin/setpriv"):
+        return "process", "setpriv (util-linux) is missing"
     why = _probe_once()
     if why and "--disable-userns" in bwrap_features() and os.geteuid() != 0:
         _refused.add("--disable-userns")  # e.g. a kernel that refuses the sysctl: seccomp still denies

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seccomp  # type: ignore[import-not-found]  # noqa: E402  (a sibling, run as a script)
 
 _PR_CAPBSET_DROP, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
-_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET, _CLONE_NEWUSER = 0x00020000, 0x08000000, 0x40000000, 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MNT_DETACH = 2, 4, 8, 2
 _SYS_CAPSET, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING = 126, 250, 1
 MOUNTS = ("/tmp", "/dev/shm")  # the only writable places, a new tmpfs for every job
@@ -40,13 +40,25 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def prepare(namespaces: bool) -> None:
-    """Once per worker: the student filter and, in namespace mode, a mount namespace of its own."""
+def prepare(namespaces: bool, own_userns: bool = False) -> None:
+    """Once per worker: the student filter and, in namespace mode, a mount namespace of its own.
+
+    ``own_userns`` (grader runs as root, so bubblewrap made no user namespace and the worker was
+    started as uid 65534 without capabilities): first a user namespace of its own, mapping 65534 to
+    itself only, in which it holds the capabilities the per-job setup needs.
+    """
     if seccomp.supported():
         _state["filter"] = seccomp.student_program()
     if namespaces:
         with open("/proc/sys/kernel/cap_last_cap") as fh:
             _state["last_cap"] = int(fh.read())
+        if own_userns:
+            uid, gid = os.getuid(), os.getgid()
+            _check(_libc.unshare(_CLONE_NEWUSER), "unshare(CLONE_NEWUSER) in the sandbox worker")
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as fh:
+                    fh.write(text)
         _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS) in the sandbox worker")
 
 
@@ -93,10 +105,10 @@ def confine_child(namespaces: bool) -> None:
                 raise
 
 
-def selftest() -> None:
+def selftest(own_userns: bool) -> None:
     """What the probe runs: set up one job's environment as for a submission, check it, exit."""
     try:
-        prepare(True)
+        prepare(True, own_userns)
         mount(1)
     except OSError as exc:
         print(f"the sandbox worker cannot set up a fresh environment: {exc}", file=sys.stderr)
@@ -131,5 +143,5 @@ def selftest() -> None:
     os._exit(os.waitstatus_to_exitcode(status))
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--selftest"]:
-    selftest()
+if __name__ == "__main__" and sys.argv[1:2] == ["--selftest"]:
+    selftest("--own-userns" in sys.argv[2:])

@@ -64,10 +64,9 @@ def _prctl(option: int, value: int) -> None:
 
 
 # ------------------------------------------------------------------------------------- zygote
-def zygote(control_fd: int, mode: str) -> None:
+def zygote(control_fd: int, mode: str, own_userns: bool = False) -> None:
     """Serve ``run``/``kill`` commands until the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # pid 1 with SIG_DFL cannot be signalled
-    _prctl(_PR_SET_DUMPABLE, 0)
     if mode == "process":
         # No pid namespace takes the job's processes down with us: on the parent's death (even
         # kill -9) take them down ourselves, then go.
@@ -82,7 +81,8 @@ def zygote(control_fd: int, mode: str) -> None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
     if os.getppid() != _PARENT:  # the parent died before that
         os._exit(0)
-    fresh.prepare(mode == "namespaces")
+    fresh.prepare(mode == "namespaces", own_userns)  # writes /proc/self/*_map: still dumpable
+    _prctl(_PR_SET_DUMPABLE, 0)  # from here on nothing in the sandbox can ptrace or read us
     for name in _PREIMPORT:
         try:
             __import__(name)
@@ -597,10 +597,12 @@ def _same(a: Any, b: Any) -> bool:
 
 def main(argv: list[str]) -> None:
     """Parse ``--control-fd``, ``--mode``, ``--scratch`` and ``--site`` and become the zygote."""
-    control_fd, mode = -1, "process"
+    control_fd, mode, own_userns = -1, "process", False
     it = iter(argv)
     for arg in it:
-        if arg == "--control-fd":
+        if arg == "--own-userns":
+            own_userns = True
+        elif arg == "--control-fd":
             control_fd = int(next(it))
         elif arg == "--mode":
             mode = next(it)
@@ -610,7 +612,7 @@ def main(argv: list[str]) -> None:
             sys.path.insert(1, next(it))
     global protocol
     import protocol  # type: ignore[import-not-found]  # noqa: PLC0415
-    zygote(control_fd, mode)
+    zygote(control_fd, mode, own_userns)
 
 
 if __name__ == "__main__":
