@@ -24,6 +24,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
+from typing import Callable
 
 ANSWER_PLACEHOLDER = "*Your answer here.*"
 _PLACEHOLDER = re.compile(r"[*_]{0,2}\s*your answer here\.?\s*[*_]{0,2}", re.I)
@@ -119,6 +120,7 @@ def parse_marker(line: str, ids: _Ids, explicit_only: bool = False) -> _Marker |
     if not _MAYBE_MARKER.match(line):  # most lines of prose: settled by one cheap test
         return None
     decoration = _DECORATION.match(line)
+    assert decoration is not None  # every group of the pattern is optional: it matches any line
     heading = bool(decoration.group("hashes"))
     emphasis = bool(decoration.group("emph"))
     body = line[decoration.end():].rstrip()
@@ -144,8 +146,9 @@ def parse_marker(line: str, ids: _Ids, explicit_only: bool = False) -> _Marker |
         question, extra = ids.resolve(found.group("id"))
         if question is not None and not extra:
             return _Marker("answer", question, _strip_emphasis(found.group("rest")))
-    if _WORD_ONLY.match(body) and (heading or emphasis):
-        return _Marker("answer", None, _strip_emphasis(_WORD_ONLY.match(body).group("rest")))
+    word_only = _WORD_ONLY.match(body)
+    if word_only and (heading or emphasis):
+        return _Marker("answer", None, _strip_emphasis(word_only.group("rest")))
     if heading:
         found = _PROMPT.match(body)
         if found:
@@ -186,10 +189,10 @@ class _Collector:
             text = clean_answer("\n\n".join(p for p in (clean_answer(p) for p in parts) if p))
             if text:
                 found[question] = FoundAnswer(text, " ".join(dict.fromkeys(self.notes.get(question, []))))
-        for question, parts in self.candidates.items():
+        for question, pairs in self.candidates.items():
             if question not in found:
-                text = "\n\n".join(clean_answer(t) for t, _ in parts)
-                found[question] = FoundAnswer(text, " ".join(dict.fromkeys(n for _, n in parts)))
+                text = "\n\n".join(clean_answer(t) for t, _ in pairs)
+                found[question] = FoundAnswer(text, " ".join(dict.fromkeys(n for _, n in pairs)))
         return found
 
 
@@ -388,7 +391,7 @@ def _variables_from_tree(tree: ast.Module, source: str, ids: _Ids) -> tuple[dict
                         f"Found in the variable `{target.id}`, not `{answer_variable(loose)}`; check that it "
                         f"answers {loose}."))
                 continue
-            if node.value is None:
+            if node.value is None or question is None:
                 continue
             text = static_string(node.value)
             if isinstance(node, ast.AugAssign):
@@ -460,11 +463,13 @@ def static_string(node: ast.expr | None) -> str | None:
                     return None
             return base
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if name in ("dedent", "cleandoc", "str") and len(args) == 1:
+        if name in ("dedent", "cleandoc", "str") and len(args) == 1 and args[0] is not None:
             import inspect
             import textwrap
 
-            return {"dedent": textwrap.dedent, "cleandoc": inspect.cleandoc, "str": str}[name](args[0])
+            convert: dict[str, Callable[[str], str]] = {"dedent": textwrap.dedent, "cleandoc": inspect.cleandoc,
+                                                        "str": str}
+            return convert[name](args[0])
     return None
 
 

@@ -247,6 +247,8 @@ def _import_scores(args: argparse.Namespace) -> int:
     rerender(assignment, out_dir)
     for change in imported.overwritten:  # the newest decision wins; never silently
         was = change.before
+        if was is None:
+            continue
         print(f"  {change.student} {change.question_id}: replaced the decision by {was.reviewer or 'someone'} "
               f"({was.decided_at}): accepted={was.accepted} score={was.score} comment={was.comment!r}")
     for line, row, newer in imported.kept:

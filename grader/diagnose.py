@@ -28,7 +28,8 @@ def explain_case(case: CaseResult, call: Any, submission: Submission, cells: dic
                  packages: tuple[str, ...]) -> CaseResult:
     """``case`` with its message telling the real cause, where the submission shows one."""
     error = getattr(call, "error", None)
-    if getattr(call, "status", None) == "error" and getattr(error, "type", "") == "NotImplementedError":
+    if error is not None and getattr(call, "status", None) == "error" and \
+            getattr(error, "type", "") == "NotImplementedError":
         said = (error.message or "").strip().splitlines()[0][:200] if (error.message or "").strip() else ""
         return replace(case, status=Status.MISSING, traceback=None, message=(
             f"`{case.function}` {NOT_ATTEMPTED}: it still raises NotImplementedError"

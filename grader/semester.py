@@ -226,17 +226,17 @@ def build_overview(course: Course, reports: Path) -> Overview:
     notes = []
     for index, sheet in enumerate(sheets):
         by_key: dict[str, list[SubmissionResult]] = {}
-        for result in sheet.results:
-            by_key.setdefault(name_key(display_name(result)), []).append(result)
+        for graded in sheet.results:
+            by_key.setdefault(name_key(display_name(graded)), []).append(graded)
         for key, results in by_key.items():
             if len(results) > 1:  # two people with one name on one sheet: match neither
                 ids = ", ".join(r.student for r in results)
                 notes.append(f"{sheet.id}: {len(results)} students named {display_name(results[0])!r} ({ids}) are "
                              "shown separately and not matched with other sheets")
-                for result in results:
-                    own = f"{key} [{sheet.id}:{result.student}]"
-                    people.setdefault(own, {})[index] = result
-                    names[own] = f"{display_name(result)} ({result.student})"
+                for each in results:
+                    own = f"{key} [{sheet.id}:{each.student}]"
+                    people.setdefault(own, {})[index] = each
+                    names[own] = f"{display_name(each)} ({each.student})"
                 continue
             people.setdefault(key, {})[index] = results[0]
             names.setdefault(key, display_name(results[0]))
@@ -244,7 +244,7 @@ def build_overview(course: Course, reports: Path) -> Overview:
     for key in sorted(people, key=lambda k: (names[k].casefold(), k)):
         cells = []
         for index, sheet in enumerate(sheets):
-            result = people[key].get(index)
+            result: SubmissionResult | None = people[key].get(index)
             if not sheet.graded:
                 cells.append(Cell("ungraded"))
             elif result is None:

@@ -446,7 +446,7 @@ def _write_decision(db: sqlite3.Connection, assignment_id: str, student: str, qu
                         "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (assignment_id, student, question_id,
                                                                 _decision_json(before), _decision_json(after),
                                                                 reviewer, source, at)).lastrowid
-    return DecisionChange(log_id, student, question_id, before, after, reviewer, source, at)
+    return DecisionChange(log_id or 0, student, question_id, before, after, reviewer, source, at)
 
 
 def _change_from_row(row) -> DecisionChange:

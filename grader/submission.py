@@ -31,6 +31,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from .answers import (  # noqa: F401  (re-exported: older import path)
     ANSWER_PLACEHOLDER,
@@ -397,11 +398,11 @@ class _Imports:
                     self.reported.add(package)
                     notes.append(f"{self.sentence(package)}: the import of {package} on line {stmt.lineno} was "
                                  "skipped and the code after it ran.")
-            edits.append((stmt, "\n" * (stmt.end_lineno - stmt.lineno) + replacement))
+            edits.append((stmt, "\n" * ((stmt.end_lineno or stmt.lineno) - stmt.lineno) + replacement))
         return _splice(source, edits), notes
 
 
-def _splice(source: str, edits: list[tuple[ast.stmt, str]]) -> str:
+def _splice(source: str, edits: Sequence[tuple[ast.stmt, str]]) -> str:
     """Replace each statement's exact span of ``source`` by its text (ast columns are UTF-8 bytes)."""
     if not edits:
         return source
@@ -414,7 +415,8 @@ def _splice(source: str, edits: list[tuple[ast.stmt, str]]) -> str:
         return starts[row - 1] + len(lines[row - 1].encode("utf-8")[:col].decode("utf-8", "ignore"))
 
     for stmt, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
-        begin, end = offset(stmt.lineno, stmt.col_offset), offset(stmt.end_lineno, stmt.end_col_offset)
+        begin = offset(stmt.lineno, stmt.col_offset)
+        end = offset(stmt.end_lineno or stmt.lineno, stmt.end_col_offset or stmt.col_offset)
         source = source[:begin] + text + source[end:]
     return source
 
@@ -475,7 +477,7 @@ def module_cells(source: str, label: str, imports: _Imports | None = None, tree:
             text, found = imports.rewrite(text, piece.body)
             notes += found
             lines[begin - 1:end] = text.splitlines(keepends=True)[begin - 1:]
-        chunks += [_Chunk(_first_line(s), s.end_lineno, inert(s)) for s in piece.body]
+        chunks += [_Chunk(_first_line(s), s.end_lineno or s.lineno, inert(s)) for s in piece.body]
     cells: list[CodeCell] = []
     for begin, end in _group(chunks):
         body = "".join(lines[begin - 1:end])
@@ -614,7 +616,8 @@ _GET_IPYTHON = re.compile(r"^(?P<indent>[ \t]*)(?:(?P<target>[\w.]+(?:[ \t]*,[ \
 
 def _rewrite_get_ipython(source: str) -> tuple[str, list[str]]:
     """nbconvert's ``get_ipython().run_line_magic(…)``/``.system(…)`` lines, as the IPython syntax they were."""
-    out, notes = [], []
+    out: list[str] = []
+    notes: list[str] = []
     for line in source.splitlines():
         match = _GET_IPYTHON.match(line)
         if not match:
@@ -659,7 +662,7 @@ def _neutralise_ipython(source: str) -> tuple[str, list[str]]:
     Python as in a notebook; lines inside multi-line strings are left alone; line numbers are kept."""
     lines = source.splitlines()
     in_string = _string_rows(source)
-    out, notes = list(lines), []
+    out, notes = list(lines), list[str]()
     start = 0
     bounds = [i for i, line in enumerate(lines) if _MARKER.match(line)] + [len(lines)]
     for end in bounds:

@@ -192,7 +192,7 @@ class _Checked:
 
 def _check_cases(assignment: Assignment, seeds: list[int], report: Validation) -> list[_Checked] | None:
     """Build the public cases and the hidden ones for each seed; run the reference on each."""
-    cases_file = _shown(Path(assignment.cases_module.__file__))
+    cases_file = _shown(Path(str(getattr(assignment.cases_module, "__file__", ""))))
     public = _build(assignment, "public_cases", assignment.seed, cases_file, report)
     if public is None:
         return None
@@ -262,7 +262,7 @@ def _build(assignment: Assignment, builder: str, seed: int, cases_file: str, rep
 
 
 def _check_coverage(assignment: Assignment, cases: list[Case], report: Validation) -> None:
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown((assignment.path or Path(".")) / "assignment.toml")
     for question in assignment.questions:
         for function in question.functions:
             mine = [c for c in cases if c.question == question.id and c.function == function]
@@ -301,7 +301,8 @@ def _check_variants(assignment: Assignment, checked: list[_Checked], report: Val
                                      for c in mine]
         for position, variant in enumerate(ordered):
             count += 1
-            if _signature(variant.implementation) != _signature(getattr(assignment.reference, variant.function)):
+            if variant.implementation is None or \
+                    _signature(variant.implementation) != _signature(getattr(assignment.reference, variant.function)):
                 continue  # already reported: its calls would only fail
             _judge_variant(assignment, question, variant, ordered[:position], mine, outputs, report)
     if count and len(report.errors) == errors_before:
@@ -310,6 +311,7 @@ def _check_variants(assignment: Assignment, checked: list[_Checked], report: Val
 
 def _variant_output(variant: Variant, checked: _Checked) -> Any:
     try:
+        assert variant.implementation is not None
         return _call(variant.implementation, checked.case)
     except Exception as error:
         return error
@@ -373,7 +375,7 @@ def _check_written(assignment: Assignment, report: Validation) -> None:
     """With ``written = "auto"``, each written question needs enough rubric concepts to be accepted at all."""
     if assignment.bonus.written != "auto":
         return
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown((assignment.path or Path(".")) / "assignment.toml")
     for question in assignment.questions:
         if question.kind == "written" and len(question.rubric) < assignment.bonus.auto_min_concepts:
             report.error(f"{definition}, question {question.id}",
@@ -389,7 +391,7 @@ def _check_template(assignment: Assignment, checked: list[_Checked], report: Val
     """The template defines each student function, and each stub raises NotImplementedError."""
     from .release import template_notebook
 
-    solution = _shown(Path(assignment.reference.__file__))
+    solution = _shown(Path(str(getattr(assignment.reference, "__file__", ""))))
     try:
         notebook = template_notebook(assignment)
     except AssignmentError as error:
@@ -405,7 +407,7 @@ def _check_template(assignment: Assignment, checked: list[_Checked], report: Val
             report.error(solution, f"template cell {number} does not run: {type(error).__name__}: {error}")
             return False
     ok = True
-    first_case = {}
+    first_case: dict[str, Any] = {}
     for item in checked:
         first_case.setdefault(item.case.function, item.case)
     for name in assignment.functions:
@@ -459,7 +461,7 @@ def _check_solved_template(assignment: Assignment, report: Validation, isolation
 
     from .api import check
 
-    solution = _shown(Path(assignment.reference.__file__))
+    solution = _shown(Path(str(getattr(assignment.reference, "__file__", ""))))
     with tempfile.TemporaryDirectory(prefix="grader-validate-") as scratch:
         path = Path(scratch) / f"{assignment.id}.ipynb"
         nbformat.write(solved_template(assignment), str(path))
@@ -525,7 +527,7 @@ def _function_where(function: Callable[..., Any], fallback: str, name: str = "")
 
 
 def _variant_where(assignment: Assignment, question: Question, variant: Variant) -> str:
-    definition = _shown(assignment.path / "assignment.toml")
+    definition = _shown((assignment.path or Path(".")) / "assignment.toml")
     what = f"question {question.id}, {variant.kind} '{variant.name}'"
     if variant.implementation is None:
         return f"{definition} ({what})"

@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import SubmissionError
 
@@ -86,7 +87,9 @@ class Extraction:
 
 def student_id(full_name: str, participant_id: str) -> str:
     """A filename-safe, readable id: ``Jörg Groß`` + 42 -> ``joerg-gross-42``."""
-    text = full_name.casefold().translate(str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "ł": "l", "đ": "d", "ı": "i"}))
+    folds: dict[str, str | int | None] = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "o", "æ": "ae", "ł": "l",
+                                          "đ": "d", "ı": "i"}
+    text = full_name.casefold().translate(str.maketrans(folds))
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60] or "student"
     return f"{slug}-{participant_id}" if participant_id else slug
@@ -493,7 +496,7 @@ def merge_online_answers(chosen: Path | None, answers: dict[str, str], folder: P
 
     folder.mkdir(parents=True, exist_ok=True)
     if chosen is None or chosen.suffix.lower() not in _SUBMISSION_SUFFIXES:
-        notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        notebook: dict[str, Any] = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
         target, present = folder / "onlinetext.ipynb", {}
     elif chosen.suffix.lower() == ".ipynb":
         try:
@@ -518,7 +521,7 @@ def merge_online_answers(chosen: Path | None, answers: dict[str, str], folder: P
         (folder / chosen.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
         return folder / chosen.name, f"answers to {', '.join(sorted(missing))} taken from the online text"
     missing = {q: a for q, a in answers.items() if q not in present}
-    if not missing:
+    if not missing and chosen is not None:
         return chosen, ""
     for question, answer in sorted(missing.items()):
         notebook["cells"].append({"cell_type": "markdown", "id": "moodle-answer-" + re.sub(r"[^A-Za-z0-9-]", "-", question),

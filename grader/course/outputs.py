@@ -9,6 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from ..assignment import Assignment
 from ..report import render_index, render_submission, safe_filename, write_exports
@@ -76,27 +77,28 @@ class Outputs:
     def __init__(self, out_dir: Path, assignment: Assignment):
         self.out_dir, self.assignment = out_dir, assignment
         self.partial: Path | None = None  # results.json.<random>.partial: each writer its own
-        self.handle = None
+        self.handle: TextIO | None = None
         self.count = 0
 
     def add(self, result: SubmissionResult, document: str, page: str) -> None:
         (self.out_dir / f"{safe_filename(result.student)}.html").write_text(page, encoding="utf-8")
-        self._open_results()
-        self.handle.write((",\n" if self.count else "") + document)
+        self._open_results().write((",\n" if self.count else "") + document)
         self.count += 1
 
-    def _open_results(self) -> None:
+    def _open_results(self) -> TextIO:
         if self.handle is None:  # the document up to its submissions list: '{..., "submissions": ['
             descriptor, name = tempfile.mkstemp(prefix=RESULTS_FILE + ".", suffix=".partial", dir=self.out_dir)
             self.partial = Path(name)
             self.handle = os.fdopen(descriptor, "w", encoding="utf-8")
             self.handle.write(json.dumps(results_document(self.assignment.id, []))[:-2] + "\n")
+        return self.handle
 
     def close_results(self) -> None:
         """Finish results.json: it appears complete or not at all (written aside, then renamed)."""
-        self._open_results()
-        self.handle.write("\n]}\n")
-        self.handle.close()
+        handle = self._open_results()
+        handle.write("\n]}\n")
+        handle.close()
+        assert self.partial is not None  # set when the file was opened
         self.partial.replace(self.out_dir / RESULTS_FILE)
 
     def finish(self, run: CourseRun, identities: dict | None, moodle: dict | None = None) -> list[Path]:

@@ -110,6 +110,6 @@ def start_review(assignment: Assignment, out_dir: Path, port: int = 8765, host: 
         original_shutdown()
         refresh.flush()
 
-    server.shutdown = shutdown
-    server.rerenderer = refresh
+    server.shutdown = shutdown  # type: ignore[method-assign]
+    server.rerenderer = refresh  # type: ignore[attr-defined]
     return server

@@ -102,6 +102,7 @@ def _add_folder(sources: Sources, folder: Path, template_name: str | None) -> No
     notebooks = [c for c in candidates if c[0].suffix.lower() == ".ipynb"]
     if len(notebooks) > 1 or (not notebooks and len(candidates) > 1):
         chosen, why = choose_file(candidates, template_name)
+        assert chosen is not None  # several candidates: one is chosen
         sources.pairs.append((chosen, student))
         sources.labels[student] = f"{folder} → {chosen.relative_to(folder)} ({why})"
         return

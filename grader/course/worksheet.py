@@ -241,11 +241,12 @@ def fill_worksheet(downloaded: Path, out_dir: Path) -> FilledWorksheet:
         if len(values) <= max(columns.identifier, columns.grade):
             out_records.append((fields, newline))
             continue
-        result, key = _match(values, columns, by_participant, by_group, teams)
-        if result is None:
+        matched, key = _match(values, columns, by_participant, by_group, teams)
+        if matched is None:
             report.left_empty += 1
             out_records.append((fields, newline))
             continue
+        result = matched
         used.add(key)
         who = values[columns.full_name] if columns.full_name is not None else values[columns.identifier]
         if columns.changeable is not None and values[columns.changeable].strip().casefold() in _NO:
@@ -255,8 +256,10 @@ def fill_worksheet(downloaded: Path, out_dir: Path) -> FilledWorksheet:
             continue
         maximum = _number(values[columns.maximum]) if columns.maximum is not None else None
         if maximum is None:
+            column = columns.maximum
+            shown = f"{values[column]!r} in column {header[column]!r}" if column is not None else "no such column"
             report.unmatched.append(f"{who} ({values[columns.identifier]}): row {number} has no maximum grade "
-                                    f"({values[columns.maximum]!r} in column {header[columns.maximum]!r})")
+                                    f"({shown})")
             out_records.append((fields, newline))
             continue
         if values[columns.grade].strip():
@@ -320,7 +323,8 @@ def _columns(header: list[str], path: Path) -> _Columns:
 def _match(values: list[str], columns: _Columns, by_participant: dict, by_group: dict,
            teams: bool) -> tuple[SubmissionResult | None, str]:
     if teams:
-        group = _group_key(values[columns.group]) if columns.group < len(values) else ""
+        group = _group_key(values[columns.group]) if columns.group is not None and columns.group < len(values) \
+            else ""
         if group in by_group:
             return by_group[group], f"g:{group}"
     digits = re.search(r"(\d+)\s*$", values[columns.identifier])

@@ -415,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "grader-review"
 
     def setup(self) -> None:
-        self.timeout = self.server.request_timeout  # each read of a slow client's request
+        self.timeout = self.server.request_timeout  # type: ignore[misc]  # each read of a slow client's request
         super().setup()
         # a client that trickles a byte now and then never hits the read timeout: a deadline for the
         # whole request cuts it off (the answer, once the request is in, is not limited)

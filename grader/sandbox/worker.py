@@ -40,7 +40,7 @@ import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
-import seccomp  # noqa: E402
+import seccomp  # type: ignore[import-not-found]  # noqa: E402 - beside this file, run as a script
 
 protocol: Any = None  # imported by main() once --site is on the path: by the zygote, never a child
 
@@ -142,7 +142,10 @@ def zygote(control_fd: int, mode: str) -> None:
         # No pid namespace takes the job's processes down with us: on the parent's death (even
         # kill -9) take them down ourselves, then go.
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-        signal.signal(signal.SIGTERM, lambda *_: (_cleanup(None, mode, None), os._exit(0)))
+        def _gone(*_: object) -> None:
+            _cleanup(None, mode, None)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, _gone)
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     else:  # pid 1 of its namespace: when it dies, the kernel kills everything in it
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
@@ -703,7 +706,7 @@ def main(argv: list[str]) -> None:
         elif arg == "--site":
             sys.path.insert(1, next(it))
     global protocol
-    import protocol  # noqa: PLC0415
+    import protocol  # type: ignore[import-not-found, no-redef]  # noqa: PLC0415
     if selftest_only:
         selftest()
     zygote(control_fd, mode)
