@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from grader.carry import Recording
 from grader.errors import SandboxError
@@ -89,10 +89,15 @@ class ErrorInfo:
     traceback: str
 
 
+# What happened to a cell or a call, as the sandbox saw it (comparison turns these into a Status).
+CellRunStatus = Literal["ok", "error", "timeout", "crashed"]
+CallStatus = Literal["ok", "error", "missing", "timeout", "crashed", "not_run"]
+
+
 @dataclass(frozen=True)
 class CellOutcome:
     index: int
-    status: str
+    status: CellRunStatus
     error: ErrorInfo | None = None
     output: str = ""
 
@@ -100,7 +105,7 @@ class CellOutcome:
 @dataclass(frozen=True)
 class CallOutcome:
     id: str
-    status: str
+    status: CallStatus
     value: object = None
     error: ErrorInfo | None = None
     output: str = ""
@@ -536,25 +541,26 @@ class _State:
 
     def record_cell(self, index: int, msg: dict) -> None:
         if index not in self.cells:
-            status = "ok" if msg.get("status") == "ok" else "error"
+            status: CellRunStatus = "ok" if msg.get("status") == "ok" else "error"
             self.cells[index] = CellOutcome(index, status, _error(msg.get("error")),
                                             _text(msg.get("output")))
 
     def fail_cell(self, index: int, gone: _Gone) -> None:
         self.skip.add(index)
-        kind = "timeout" if gone.kind == "timeout" else "crashed"
+        kind: CellRunStatus = "timeout" if gone.kind == "timeout" else "crashed"
         text = gone.text or f"the cell did not finish within {self.job.limits.cell_timeout:g} s"
         name = "Timeout" if kind == "timeout" else "Crash"
         self.cells.setdefault(index, CellOutcome(index, kind, ErrorInfo(name, text, "")))
 
     def record_call(self, call: Call, msg: dict, blobs: list[bytes]) -> None:
-        status = msg.get("status")
+        status: CallStatus = msg["status"] if msg.get("status") in ("ok", "error", "missing") else "error"
         value = None
         if status == "ok":
             try:
                 value = decode_value(msg.get("value"), blobs)
             except (ProtocolError, RecursionError) as exc:
-                status, msg = "error", {"error": {"type": "ProtocolError", "message": str(exc)}}
+                status = "error"
+                msg = {"error": {"type": "ProtocolError", "message": str(exc)}}
             else:
                 if not isinstance(value, _VALUE_TYPES) and not hasattr(value, "dtype"):
                     value = Unconvertible(type(value).__name__, repr(value)[:200])
@@ -568,7 +574,7 @@ class _State:
         self.pending.remove(call)
 
     def fail_call(self, call: Call, gone: _Gone) -> None:
-        kind = {"timeout": "timeout", "too_large": "error"}.get(gone.kind, "crashed")
+        kind: CallStatus = "timeout" if gone.kind == "timeout" else "error" if gone.kind == "too_large" else "crashed"
         text = gone.text or f"the call did not finish within {self.job.limits.call_timeout:g} s"
         name = {"timeout": "Timeout", "too_large": "ValueTooLarge"}.get(gone.kind, "Crash")
         self.calls[call.id] = CallOutcome(call.id, kind, error=ErrorInfo(name, text, ""))
