@@ -24,7 +24,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 ANSWER_PLACEHOLDER = "*Your answer here.*"
 _PLACEHOLDER = re.compile(r"[*_]{0,2}\s*your answer here\.?\s*[*_]{0,2}", re.I)
@@ -120,7 +120,7 @@ def parse_marker(line: str, ids: _Ids, explicit_only: bool = False) -> _Marker |
     if not _MAYBE_MARKER.match(line):  # most lines of prose: settled by one cheap test
         return None
     decoration = _DECORATION.match(line)
-    assert decoration is not None  # every group of the pattern is optional: it matches any line
+    assert decoration is not None  # every part of the pattern is optional
     heading = bool(decoration.group("hashes"))
     emphasis = bool(decoration.group("emph"))
     body = line[decoration.end():].rstrip()
@@ -155,7 +155,7 @@ def parse_marker(line: str, ids: _Ids, explicit_only: bool = False) -> _Marker |
             question, _ = ids.resolve(found.group("id"))
             if question is not None:
                 return _Marker("prompt", question)
-        return _Marker("section", None) if len(decoration.group("hashes")) <= 2 else None
+        return _Marker("section", None) if len(decoration.group("hashes") or "") <= 2 else None
     return None
 
 
@@ -185,19 +185,25 @@ class _Collector:
 
     def result(self) -> dict[str, FoundAnswer]:
         found: dict[str, FoundAnswer] = {}
-        for question, parts in self.placed.items():
-            text = clean_answer("\n\n".join(p for p in (clean_answer(p) for p in parts) if p))
+        for question, placed in self.placed.items():
+            text = clean_answer("\n\n".join(p for p in (clean_answer(p) for p in placed) if p))
             if text:
                 found[question] = FoundAnswer(text, " ".join(dict.fromkeys(self.notes.get(question, []))))
-        for question, pairs in self.candidates.items():
+        for question, candidates in self.candidates.items():
             if question not in found:
-                text = "\n\n".join(clean_answer(t) for t, _ in pairs)
-                found[question] = FoundAnswer(text, " ".join(dict.fromkeys(n for _, n in pairs)))
+                text = "\n\n".join(clean_answer(t) for t, _ in candidates)
+                found[question] = FoundAnswer(text, " ".join(dict.fromkeys(n for _, n in candidates)))
         return found
 
 
-def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> dict[str, FoundAnswer]:
-    """Answers from a notebook's markdown and raw cells (see the module's docstring for the rules)."""
+def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = (),
+                     prompts: dict[str, str] | None = None) -> dict[str, FoundAnswer]:
+    """Answers from a notebook's markdown and raw cells (see the module's docstring for the rules).
+
+    ``prompts`` (question id → the question's text, as the template shows it under ``### <id> <title>``)
+    lets text a student typed into a question's own cell be told from the question: it becomes a
+    candidate for the reviewer. Without them, a question's cell is all question.
+    """
     ids = _ids(tuple(question_ids))
     found = _Collector()
     follow: str | None = None  # the answer that plain cells below continue
@@ -212,7 +218,7 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
             continue
         tag = _tag_question(cell, ids)
         where = f"cell {position + 1}" + (" (a raw cell)" if kind == "raw" else "")
-        segments = _segments(source, ids, region)
+        segments = _segments(source, ids)
         if not segments:  # a cell without any marker line
             starts_with_heading = source.lstrip().startswith("#")
             if tag is not None:
@@ -236,14 +242,19 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
                                                   f"cell of {region}; check that it answers {region}.")
         answered = [m for m, _ in marked if m.kind == "answer"]
         follow = None
-        for number, (marker, text) in enumerate(marked):
+        for marker, text in marked:
             if marker.kind == "section":
                 region = follow = None
                 if text.strip() and tag is not None:
                     found.place(tag, text)
                 continue
-            if marker.kind == "prompt":
+            if marker.kind == "prompt" and tag is None:  # the question's own heading; in a tagged cell, its answer's
                 region, follow = marker.question, None
+                extra = _beyond_prompt(text, (prompts or {}).get(marker.question or "")) if prompts else ""
+                if extra and marker.question:
+                    found.candidate(marker.question, extra, (
+                        f"Found in {where}, the cell of question {marker.question} itself, below the question's "
+                        f"text; check that it answers {marker.question}."))
                 continue
             question = marker.question or region or tag
             if question is None:
@@ -257,7 +268,22 @@ def notebook_answers(cells: list[dict], question_ids: tuple[str, ...] = ()) -> d
     return found.result()
 
 
-def _segments(source: str, ids: _Ids, region: str | None) -> tuple[str, list[tuple[_Marker, str]]] | None:
+def _beyond_prompt(text: str, prompt: str | None) -> str:
+    """The paragraphs of a question's cell that are not the question: neither its text nor the
+    template's italic line of facts (points, bonus, where to answer)."""
+    if prompt is None:
+        return ""
+    known = " ".join(prompt.lower().split())
+    kept = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        plain = " ".join(paragraph.lower().split())
+        if not plain or plain in known or (plain.startswith("*") and plain.endswith("*") and "point" in plain):
+            continue
+        kept.append(paragraph.strip())
+    return "\n\n".join(kept)
+
+
+def _segments(source: str, ids: _Ids) -> tuple[str, list[tuple[_Marker, str]]] | None:
     """(text before the first marker, [(marker, text under it)]) or None when there is no marker."""
     lines = source.splitlines()
     preamble: list[str] = []
@@ -408,7 +434,7 @@ def _variables_from_tree(tree: ast.Module, source: str, ids: _Ids) -> tuple[dict
     return found, strings
 
 
-def _top_level(body: list[ast.stmt]):
+def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Module-level statements, including those in top-level if/try/with blocks."""
     for node in body:
         yield node
@@ -463,13 +489,13 @@ def static_string(node: ast.expr | None) -> str | None:
                     return None
             return base
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if name in ("dedent", "cleandoc", "str") and len(args) == 1 and args[0] is not None:
+        if name in ("dedent", "cleandoc", "str") and len(args) == 1:
             import inspect
             import textwrap
 
             convert: dict[str, Callable[[str], str]] = {"dedent": textwrap.dedent, "cleandoc": inspect.cleandoc,
                                                         "str": str}
-            return convert[name](args[0])
+            return convert[name](args[0] or "")
     return None
 
 
@@ -484,7 +510,7 @@ def _comment_blocks(source: str) -> list[str]:
         tokens = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1) if line.lstrip().startswith("#")]
     for row, text in tokens:
         line = re.sub(r"^#+ ?", "", text).rstrip()
-        if text.startswith("# %%") or text.startswith("# In["):
+        if text.startswith(("# %%", "# In[")):
             last_row = -2
             continue
         if row == last_row + 1 and blocks:

@@ -53,7 +53,8 @@ def grade_submission(path: Path, assignment: Assignment, *, mode: str = "grade",
     student = student or student_id(Path(path))
     try:
         submission = load_submission(Path(path), tuple(q.id for q in assignment.questions), student,
-                                     sandbox_limits(assignment).allowed_packages)
+                                     sandbox_limits(assignment).allowed_packages,
+                                     {q.id: q.prompt for q in assignment.questions if q.kind == "written"})
     except SubmissionError as error:
         return error_result(student, Path(path), assignment, mode, str(error), started)
     if sandbox is None:

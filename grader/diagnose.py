@@ -28,8 +28,7 @@ def explain_case(case: CaseResult, call: Any, submission: Submission, cells: dic
                  packages: tuple[str, ...]) -> CaseResult:
     """``case`` with its message telling the real cause, where the submission shows one."""
     error = getattr(call, "error", None)
-    if error is not None and getattr(call, "status", None) == "error" and \
-            getattr(error, "type", "") == "NotImplementedError":
+    if error is not None and getattr(call, "status", None) == "error" and error.type == "NotImplementedError":
         said = (error.message or "").strip().splitlines()[0][:200] if (error.message or "").strip() else ""
         return replace(case, status=Status.MISSING, traceback=None, message=(
             f"`{case.function}` {NOT_ATTEMPTED}: it still raises NotImplementedError"
@@ -140,6 +139,8 @@ def _stopped(function: str, cell: CodeCell, line: int, where: str, outcome: Any,
     name = _NAME_ERROR.search(what)
     if name and name.group("name") in skipped:
         what += f"; its import was skipped: {skipped[name.group('name')]} is not available while grading"
+    if error.type == "NotRun":
+        return f"`{function}` is defined {where}, but that code was never run: {error.message}."
     if outcome.status == "timeout":
         return (f"`{function}` is defined {where}, but the code before it did not finish within its time limit "
                 f"and was stopped, so the definition never ran ({error.message or 'timeout'}).")

@@ -88,19 +88,15 @@ def run_script() -> str:
 
 def build_autograder(assignment: Assignment, out: Path) -> Path:
     """Write the autograder zip for ``assignment`` (a reference folder) to ``out``."""
-    from .release import build_wheel, source_checkout
+    from .release import grader_wheel
 
     if assignment.path is None or not assignment.has_reference:
         raise GraderError("the autograder is built from the reference folder (reference/<id>/), which holds the "
                           "hidden cases; a student bundle does not")
-    root = source_checkout()
-    if root is None:
-        raise GraderError("grader is installed, not run from its source checkout, so there is no wheel to put "
-                          "into the autograder: run `grader gradescope` from a checkout of grader")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as scratch:
-        wheel = build_wheel(root, Path(scratch))
+        wheel = grader_wheel(Path(scratch))
         partial = out.with_name(out.name + ".partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             _add_text(archive, SETUP, setup_script(), executable=True)

@@ -77,12 +77,15 @@ def release(assignment: Assignment, out: Path, *, wheel: bool = True) -> list[Pa
     written.append(readme_path)
 
     if wheel:
-        root = source_checkout()
-        if root is None:
-            raise GraderError("the bundle ships grader's wheel, which is built from grader's source checkout: run "
-                              "`grader release` from a checkout of grader (pip install -e .)")
-        written.append(build_wheel(root, out / WHEEL_FOLDER))
+        written.append(grader_wheel(out / WHEEL_FOLDER))
     return written
+
+
+def grader_wheel(folder: Path) -> Path:
+    """This very grader as a wheel in ``folder``: built from the source checkout, or, for an installed
+    grader, packed from the installed files (see :func:`wheel_from_installed`)."""
+    root = source_checkout()
+    return build_wheel(root, folder) if root is not None else wheel_from_installed(folder)
 
 
 def version() -> str:
@@ -346,6 +349,51 @@ def source_checkout() -> Path | None:
     holds pyproject.toml); None for an installed grader."""
     root = Path(__file__).resolve().parent.parent
     return root if (root / "pyproject.toml").is_file() and (root / "grader").is_dir() else None
+
+
+def wheel_from_installed(folder: Path) -> Path:
+    """Pack the installed grader back into a wheel (what pip installed, minus caches and the launcher
+    scripts, which pip writes again from ``entry_points.txt``), with a fresh RECORD."""
+    import base64
+    import hashlib
+    import zipfile
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise GraderError(f"grader is neither a source checkout nor an installed {DISTRIBUTION}: no wheel to "
+                          "ship") from None
+    base = Path(str(dist.locate_file(""))).resolve()
+    info = f"{DISTRIBUTION.replace('-', '_')}-{dist.version}.dist-info"
+    skipped = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    members = []
+    for file in dist.files or ():
+        path = Path(str(dist.locate_file(file))).resolve()
+        relative = file.as_posix()
+        if (relative.startswith("..") or "__pycache__" in relative or not path.is_file()
+                or (relative.startswith(info + "/") and relative.split("/", 1)[1] in skipped)):
+            continue
+        if not path.is_relative_to(base):
+            continue
+        members.append((relative, path.read_bytes()))
+    if not any(name.startswith("grader/") for name, _ in members):
+        raise GraderError(f"the installed {DISTRIBUTION} lists no files of the grader package (an editable "
+                          "install?): release from the source checkout instead")
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = f"{DISTRIBUTION.replace('-', '_')}-*.whl"
+    for old in folder.glob(pattern):
+        old.unlink()
+    target = folder / f"{DISTRIBUTION.replace('-', '_')}-{dist.version}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for name, data in sorted(members):
+            wheel.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{name},sha256={digest},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return target
 
 
 def build_wheel(root: Path, folder: Path) -> Path:

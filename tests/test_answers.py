@@ -242,3 +242,19 @@ def test_module_answer_in_a_variable_named_otherwise_goes_to_the_reviewer(tmp_pa
     assert submission.answers == {"2.1": TEXT["2.1"], "2.2": TEXT["2.2"]}
     assert "`answer_2_1_text`, not `ANSWER_2_1`" in submission.answer_notes["2.1"]
     assert "2.2" not in submission.answer_notes
+
+
+def test_answer_typed_into_the_questions_own_cell_goes_to_the_reviewer(tmp_path, assignment, template, ids):
+    """The answer cell deleted, the answer typed below the question's text in the question's cell."""
+    prompts = {q.id: q.prompt for q in assignment.questions if q.kind == "written"}
+    del template.cells[answer_position(template, "3.1")]
+    question = next(c for c in template.cells if c.source.startswith("### 3.1 "))
+    question.source += f"\n\n{TEXT['3.1']}"
+    path = tmp_path / "s.ipynb"
+    nbformat.write(template, path)
+    submission = load_submission(path, ids, prompts=prompts)
+    assert submission.answers == {"3.1": TEXT["3.1"]}
+    assert "the cell of question 3.1 itself" in submission.answer_notes["3.1"]
+    untouched = tmp_path / "t.ipynb"
+    nbformat.write(template_notebook(assignment), untouched)
+    assert load_submission(untouched, ids, prompts=prompts).answers == {}  # the questions alone are no answers

@@ -166,8 +166,8 @@ def test_a_module_statement_that_raises_hangs_or_crashes_costs_only_itself(tmp_p
 
 
 def test_nbconvert_script_is_treated_as_the_notebook_it_was(tmp_path, assignment, sandbox):
-    cells = ["import numpy as np\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
-             "get_ipython().system('pip install torch')", *functions_of(STUDENT),
+    cells = [("import numpy as np\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
+              "get_ipython().system('pip install torch')"), *functions_of(STUDENT),
              "get_ipython().run_line_magic('time', 'check = softmax(np.zeros(3))')\nprint(check)"]
     script = "#!/usr/bin/env python\n# coding: utf-8\n\n" + "".join(
         f"# In[{n}]:\n\n\n{cell}\n\n\n" for n, cell in enumerate(cells, 1))

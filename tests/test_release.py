@@ -316,3 +316,49 @@ def test_the_student_readme_install_command_works_in_a_clean_virtualenv(assignme
     assert str(venv) in subprocess.run(["bash", "-c", "command -v grader"], env=env, capture_output=True,
                                        text=True).stdout
     assert "4.2d" in checked.stdout
+
+
+def _host_packages(venv: Path) -> None:
+    """Let a new venv import this interpreter's packages (numpy, nbformat, …) without an index."""
+    import sysconfig
+
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(purelib) / "grader-test-host.pth").write_text("\n".join(sorted(paths)) + "\n")
+
+
+@pytest.mark.slow
+def test_an_installed_grader_ships_itself_as_a_wheel(tmp_path):
+    """Without a source checkout (grader installed from its wheel), release packs the installed files."""
+    if source_checkout() is None:
+        pytest.skip("grader is installed, not a source checkout")
+    import zipfile
+
+    from grader.release import build_wheel
+
+    built = build_wheel(ROOT, tmp_path / "built")
+    env = {**os.environ, "PIP_NO_INDEX": "1"}
+    env.pop("PYTHONPATH", None)
+    venvs = {}
+    for name in ("installed", "student"):
+        venvs[name] = tmp_path / name
+        subprocess.run([sys.executable, "-m", "venv", str(venvs[name])], check=True)
+        _host_packages(venvs[name])
+    pip = [str(venvs["installed"] / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+    subprocess.run([*pip, str(built)], check=True, env=env, cwd=tmp_path)
+    script = ("from pathlib import Path; from grader.release import grader_wheel, source_checkout; "
+              "assert source_checkout() is None; print(grader_wheel(Path('packed')))")
+    packed = Path(subprocess.run([str(venvs["installed"] / "bin" / "python"), "-c", script], check=True, env=env,
+                                 cwd=tmp_path, capture_output=True, text=True).stdout.strip())
+    packed = packed if packed.is_absolute() else tmp_path / packed
+    assert packed.name == built.name
+    with zipfile.ZipFile(built) as a, zipfile.ZipFile(packed) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        assert all(a.read(n) == b.read(n) for n in a.namelist() if not n.endswith("/RECORD"))
+    student_pip = [str(venvs["student"] / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+                   "--force-reinstall", str(packed)]
+    subprocess.run(student_pip, check=True, env=env, cwd=tmp_path)
+    helped = subprocess.run([str(venvs["student"] / "bin" / "grader"), "--help"], env=env, capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert helped.returncode == 0 and "moodle-worksheet" in helped.stdout

@@ -277,7 +277,7 @@ def test_large_bodies_are_refused_unread(review, course):
 def test_a_slow_client_holds_only_itself(review, course):
     """A client that stalls mid-request neither blocks others nor keeps its thread: it is cut off."""
     server, _, _ = review
-    server.request_timeout = 1.0  # the test's own limit; the default is 20 s
+    server.request_timeout = 3.0  # the test's own limit (the default is 20 s); a prompt client needs far less
     stalled = []
     for _ in range(8):  # eight clients that start a request and then stop sending
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
@@ -305,7 +305,7 @@ def test_a_slow_client_holds_only_itself(review, course):
 def test_a_trickling_client_is_cut_off_at_the_deadline(review):
     """A byte now and then never trips the read timeout; the deadline for the whole request does."""
     server, _, _ = review
-    server.request_timeout, server.request_deadline = 30.0, 1.0  # the test's own limits, far apart
+    server.request_timeout, server.request_deadline = 30.0, 2.0  # the test's own limits, far apart
     request = f"GET /q/2.1 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Padding: ".encode() + b"a" * 10_000
     with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         cut_off = False
@@ -698,7 +698,16 @@ def test_notebook_view_runs_nothing_and_is_linked_from_card_and_report(review, p
     notebook.on("pageerror", lambda error: problems.append(str(error)))
     notebook.wait_for_load_state("load")
     _assert_inert_notebook(notebook, problems)
+    notebook.close()
+    card.locator(".answer").click()  # focus the card, then v opens its notebook too
+    with page.context.expect_page() as opened:
+        page.keyboard.press("v")
+    opened.value.wait_for_load_state("load")
+    assert opened.value.url.endswith(server.app.notebook_url(student))
+    opened.value.close()
 
+    page.goto((reports / f"{safe_filename(student)}.html").as_uri())  # the file itself: no dead link for students
+    assert page.get_by_role("link", name="the notebook as handed in").count() == 0
     page.goto(server.url + f"reports/{safe_filename(student)}.html")  # the student's report, through the app
     page.get_by_role("link", name="the notebook as handed in").click()
     page.wait_for_load_state("load")
@@ -764,3 +773,91 @@ def test_a_comment_alone_leaves_the_answer_undecided(review, course):
     final = apply_decisions(result, course.assignment, decisions).questions["2.1"]
     assert final.status.value == "pending" and final.score == 0 and "Comment: hm" in final.feedback
     assert "Reviewed" not in final.feedback and not final.manual
+
+
+def test_import_scores_prints_what_it_replaced_and_what_it_kept(tmp_path, capsys):
+    """The command line says which decisions an import replaced (newest wins) and which rows it left out."""
+    from conftest import skip_or_fail
+
+    from grader.cli import ExitCode, main
+    from grader.sandbox import available_isolation
+
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+    root = Path(__file__).resolve().parents[1]
+    folder, out = tmp_path / "course", tmp_path / "out"
+    folder.mkdir()
+    (folder / "alice.ipynb").write_bytes((root / "submissions" / "alice.ipynb").read_bytes())
+    assert main(["grade", str(folder), "--out", str(out)]) == ExitCode.OK
+    with Gradebook(out / "gradebook.sqlite") as book:
+        book.set_decision("ex01", "alice", ManualDecision("2.1", True, None, "clear", "ms"), source="review")
+        book.set_decision("ex01", "alice", ManualDecision("2.2", True, None, None, "ms"), source="review")
+    sheet = tmp_path / "scores.csv"
+    sheet.write_text("student;question;accepted;comment;decided_at\nalice;2.1;no;too vague;\n"
+                     "alice;2.2;no;from last year;2020-01-01\n")
+    capsys.readouterr()
+    assert main(["import-scores", str(sheet), "--out", str(out)]) == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert "alice 2.1: replaced the decision by ms" in printed and "comment='clear'" in printed
+    assert "line 3: 2.2 kept the newer decision by ms" in printed
+    assert "imported 1 decisions (1 replaced an earlier one, 1 older than the gradebook's not imported)" in printed
+    report = (out / "alice.html").read_text()
+    assert "too vague" in report and "from last year" not in report
+
+
+def test_the_gradebook_keeps_handed_in_notebooks(tmp_path, course):
+    """A notebook file, the notebook chosen from a folder or a zip; never a module; once per content."""
+    import zipfile
+
+    data = fx.handed_in_notebook(course, course.markdown_student)
+    (tmp_path / "alone.ipynb").write_bytes(data)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "work.ipynb").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "packed.zip", "w") as archive:
+        archive.writestr("sub/ex01.ipynb", data)
+    (tmp_path / "module.py").write_text("def softmax(x):\n    return x\n")
+    with Gradebook(tmp_path / "gb.sqlite") as book:
+        assert book.keep_handed_in("h1", tmp_path / "alone.ipynb")
+        assert book.keep_handed_in("h2", tmp_path / "folder")
+        assert book.keep_handed_in("h3", tmp_path / "packed.zip")
+        assert not book.keep_handed_in("h4", tmp_path / "module.py")
+        assert not book.keep_handed_in("h5", tmp_path / "missing.ipynb")
+        assert not book.keep_handed_in(None, tmp_path / "alone.ipynb")
+        assert book.handed_in("h1") == ("alone.ipynb", data)
+        assert book.handed_in("h3") == ("ex01.ipynb", data)
+        assert book.handed_in("h4") is None
+        (tmp_path / "alone.ipynb").unlink()  # kept once: the upload may be gone later
+        assert book.keep_handed_in("h1", tmp_path / "alone.ipynb") and book.handed_in("h1")[1] == data
+
+
+def test_a_moodle_download_keeps_its_notebooks_for_the_review(tmp_path):
+    """Moodle submissions are extracted to a scratch folder that is gone after grading: the notebook
+    view still has them, from the gradebook."""
+    import zipfile
+
+    from conftest import skip_or_fail
+
+    from grader.assignment import load_assignment
+    from grader.course import grade_course, start_review
+    from grader.sandbox import available_isolation
+
+    if available_isolation() != "namespaces":
+        skip_or_fail("bubblewrap / user namespaces are not available here")
+    root = Path(__file__).resolve().parents[1]
+    archive, out = tmp_path / "moodle.zip", tmp_path / "out"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(root / "submissions" / "alice.ipynb", "Alice Example_1001_assignsubmission_file_/ex01.ipynb")
+        z.write(root / "submissions" / "bob.py", "Bob Beispiel_1002_assignsubmission_file_/solution.py")
+    assignment = load_assignment(root / "reference" / "ex01")
+    run = grade_course([archive], assignment, out)
+    students = {r.student: r for r in run.results}
+    alice = next(s for s in students if students[s].file.endswith(".ipynb"))
+    bob = next(s for s in students if s != alice)
+    server = start_review(assignment, out, port=0).start()
+    try:
+        status, page = _request(server, "GET", f"/notebook/{alice}")
+        assert status == 200 and "Answer 2.1" in page and "ex01.ipynb" in page
+        status, page = _request(server, "GET", f"/notebook/{bob}")
+        assert status == 404 and "Python module" in page
+    finally:
+        server.shutdown()

@@ -2,7 +2,8 @@
 
 Writer/reader pairs: a first submission tries every channel it can think of (files in every
 directory, /tmp, /dev/shm, SysV shared memory, semaphores and message queues, POSIX message queues,
-the user and session keyrings, an abstract socket held by a surviving process, a planted
+the user and session keyrings, an abstract socket held by a surviving process, a TCP port left in
+TIME_WAIT, a planted
 ``protocol``/``numpy`` module); the next submission in the same slot looks for each and must find
 nothing. Run as root (in this process) and as an unprivileged user (uid 65534, in a subprocess), so
 both ways bubblewrap is used are exercised; CI runs as root, so CI covers both.
@@ -78,6 +79,16 @@ def write():
     except OSError as exc:
         got["setsid"] = errno.errorcode[exc.errno]
     got["unshare"] = libc.unshare(0x08000000) == 0 or _err()
+    try:  # a port left in TIME_WAIT would be visible to the next bind() in the same namespace
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 45678))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", 45678), timeout=1)
+        conn, _ = listener.accept()
+        conn.close(), client.close(), listener.close()
+        got["tcp"] = True
+    except OSError as exc:
+        got["tcp"] = type(exc).__name__
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(b"\0covert")
     srv.listen()
@@ -119,6 +130,18 @@ def read():
         found.append("abstract socket")
     except OSError:
         pass
+    try:
+        socket.socket().bind(("127.0.0.1", 45678))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            found.append("a TCP port in use")
+    for table in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp"):
+        try:
+            with open(table) as fh:
+                if len(fh.read().splitlines()) > 1:
+                    found.append(table)
+        except OSError:
+            pass
     others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]
     if others:
         found.append(f"processes {others}")

@@ -197,3 +197,20 @@ def test_the_command_prints_path_count_and_who_was_not_matched(tmp_path, capsys)
     assert "ignore modified" in printed
     assert main(["moodle-worksheet", str(downloaded), "--out", str(tmp_path / "nowhere")]) == ExitCode.GRADER_ERROR
     assert "grade the course first" in capsys.readouterr().err
+
+
+def test_a_worksheet_resaved_by_a_spreadsheet_program(tmp_path):
+    """Excel in German saves Windows-1252 with semicolons and CRLF; the filled copy keeps all three."""
+    out = _reports(tmp_path)
+    rows = [[v.replace("ı", "i") for v in r[:10]] for r in _rows("de", "10,00")]  # no feedback column either
+    header = HEADERS["de"][:10]
+    text = "\r\n".join(";".join(row) for row in [header, *rows]) + "\r\n"
+    downloaded = tmp_path / "excel.csv"
+    downloaded.write_bytes(text.encode("cp1252"))
+    report = fill_worksheet(downloaded, out)
+    assert report.filled == 3 and any("no feedback-comments column" in w for w in report.warnings)
+    filled = report.path.read_bytes()
+    lines = filled.decode("cp1252").split("\r\n")
+    assert lines[0] == ";".join(header) and lines[1].split(";")[4] == "10,00"
+    assert "Anna König".encode("cp1252") in filled
+    assert filled.split(b"\r\n")[3] == text.encode("cp1252").split(b"\r\n")[3]

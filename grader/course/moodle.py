@@ -294,7 +294,7 @@ def _entry(slot: dict, root: Path, budget: _Budget, template_name: str | None, t
         text = html_to_text(html_markup)
     path, problem = chosen, None
     answers = online_answers(html_markup) if html_markup else {}
-    if answers:
+    if answers and (chosen is None or chosen.suffix.lower() in _SUBMISSION_SUFFIXES):
         path, merged_note = merge_online_answers(chosen, answers, root / sid / _MERGED_FOLDER)
         if merged_note:
             notes.append(merged_note)

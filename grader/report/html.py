@@ -66,7 +66,8 @@ def render_submission(result: SubmissionResult, assignment: Assignment) -> str:
 
 def notebook_link(result: SubmissionResult) -> str | None:
     """Where the report links to the notebook as handed in: ``notebooks/<file>.html`` next to it, which
-    ``grader review`` serves (rendered on demand, no scripts) under ``/reports/``."""
+    only ``grader review`` serves (rendered on demand, no scripts) under ``/reports/``. The link is
+    ``hidden`` in the file, so a student's copy has no dead link; the review app shows it."""
     if result.mode != "grade" or not result.file.lower().endswith(".ipynb"):
         return None
     return f"notebooks/{safe_filename(result.student)}.html"

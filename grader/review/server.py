@@ -577,6 +577,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = (app.reports_dir / name).read_bytes()
         except OSError:
             return self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
+        # the link to the notebook view is hidden in the file (nothing serves it there); here it works
+        body = body.replace(NOTEBOOK_LINK_HIDDEN, NOTEBOOK_LINK_SHOWN, 1)
         # the report's own <meta> policy applies as well; this header adds nothing it does not allow
         self._send(HTTPStatus.OK, "text/html", body, csp=_report_csp())
 
@@ -658,6 +660,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as error:
             return self._send(HTTPStatus.BAD_REQUEST, "application/json", json.dumps({"error": str(error)}).encode())
         self._send(HTTPStatus.OK, "application/json", json.dumps(answer).encode())
+
+
+NOTEBOOK_LINK_HIDDEN, NOTEBOOK_LINK_SHOWN = b'<span class="notebook-link" hidden>', b'<span class="notebook-link">'
 
 
 def _report_csp() -> str:

@@ -22,7 +22,7 @@ from grader.sandbox import seccomp
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _NOBODY = "65534"
-WORKER_FILES = ("worker.py", "protocol.py", "seccomp.py")
+WORKER_FILES = ("worker.py", "protocol.py", "fresh.py", "seccomp.py")
 
 
 def minimal_env() -> dict[str, str]:
@@ -126,7 +126,7 @@ def describe(features: frozenset[str] | None = None) -> str:
         and os.geteuid() != 0 else "seccomp"
     filt = "seccomp filter" if seccomp.supported() else \
         f"no seccomp filter (not described for {os.uname().machine})"
-    return (f"new /tmp, /dev/shm (bounded tmpfs), IPC namespace and session keyring per "
+    return (f"new /tmp, /dev/shm (bounded tmpfs), IPC and network namespaces and session keyring per "
             f"submission; read-only root; no nested user namespaces ({nested}); {filt}")
 
 
@@ -235,8 +235,7 @@ def _probe_once() -> str:
     fd = None
     try:
         fd = seccomp_memfd()
-        argv = bwrap_argv([python, "-I", "-S", "/sandbox/lib/worker.py", "--selftest",
-                           "--site", "/sandbox/site"], ("numpy",), fd)
+        argv = bwrap_argv([python, "-I", "-S", "/sandbox/lib/fresh.py", "--selftest"], ("numpy",), fd)
         done = subprocess.run(argv, env=minimal_env(), capture_output=True, timeout=30, check=False,
                               stdin=subprocess.DEVNULL, pass_fds=[] if fd is None else [fd])
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
+import os
 import struct
 
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -69,7 +69,7 @@ STUDENT = BASE + ("unshare", "mount", "umount2", "chroot", "keyctl", "setsid")
 
 
 def supported() -> bool:
-    return platform.machine() == "x86_64" and struct.calcsize("P") == 8
+    return os.uname().machine == "x86_64" and struct.calcsize("P") == 8
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:

@@ -1,8 +1,8 @@
 """The sandboxed side: a warm zygote that forks one child per job.
 
 This is the only grader code that ever runs next to student code, so it stays small and imports
-nothing but the standard library, numpy, ``protocol`` and ``seccomp``: never the reference, the
-comparison or anything that knows expected values.
+nothing but the standard library, numpy, ``protocol``, ``fresh`` and ``seccomp``: never the
+reference, the comparison or anything that knows expected values.
 
 The zygote (started once per sandbox slot) imports numpy with single-threaded BLAS so that forking
 is safe, then waits for commands on the control socket. It never runs student code itself: for
@@ -10,7 +10,7 @@ each job it forks a child that drops to the job's limits, runs the cells and cal
 results back over its own socket and ``os._exit``s. When the child ends (or on ``kill``) the zygote
 kills every other process it can see, reaps them and, in namespace mode, unmounts the job's own
 /tmp and /dev/shm (in process mode: removes its scratch directory), so nothing of one submission
-survives into the next (see "a fresh environment per job" below).
+survives into the next (see ``fresh.py``).
 
 Usage: ``python -I -S worker.py --control-fd N --mode namespaces|process [--site DIR ...]``.
 """
@@ -40,16 +40,11 @@ import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
-import seccomp  # type: ignore[import-not-found]  # noqa: E402 - beside this file, run as a script
+import fresh  # noqa: E402
 
 protocol: Any = None  # imported by main() once --site is on the path: by the zygote, never a child
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
-_PR_CAPBSET_DROP, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
-_CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MNT_DETACH = 2, 4, 8, 2
-_SYS_CAPSET, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING = 126, 250, 1
-_FRESH_MOUNTS = ("/tmp", "/dev/shm")  # the only writable places, a new tmpfs for every job
 _NS_WORKDIR = "/tmp/work"
 _scratch: list[str | None] = [None]  # process mode: where job dirs go (the parent removes it)
 _PREIMPORT = ("math", "random", "itertools", "functools", "collections", "statistics",
@@ -66,71 +61,6 @@ def _prctl(option: int, value: int) -> None:
         _libc.prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
-# -------------------------------------------------------------- a fresh environment per job
-# Namespace mode only. The zygote holds CAP_SYS_ADMIN in its own user namespace (never in the
-# host's) and has a mount namespace of its own: before each job it mounts a new, size-bounded tmpfs
-# on /tmp and /dev/shm (the rest of the root is read-only), and after the job, once every process
-# of it is dead, it detaches them, so what a submission wrote is discarded, never wiped file by
-# file. The job's child then takes a new IPC namespace (SysV shm, semaphores, message queues) and a
-# new session keyring, drops every capability and stacks the student seccomp filter on top of the
-# one bubblewrap installed; only then does student code run.
-def _fresh_namespace() -> None:
-    _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS) in the sandbox worker")
-
-
-def _mount_fresh(tmp_mb: int) -> None:
-    for path in _FRESH_MOUNTS:
-        opts = f"size={max(int(tmp_mb), 1)}m,mode=0700,nr_inodes=16384".encode()
-        _check(_libc.mount(b"tmpfs", path.encode(), b"tmpfs",
-                           _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, opts), f"mount tmpfs on {path}")
-
-
-def _unmount_fresh() -> None:
-    for path in _FRESH_MOUNTS:
-        while _libc.umount2(path.encode(), _MNT_DETACH) == 0:  # ours only: bwrap's are locked
-            pass
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-def _confine_child(mode: str) -> None:
-    """In the job's child, before any student code: new IPC and keyring, no caps, seccomp."""
-    try:  # if the slot's cgroup runs out of memory, the student's processes go first
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")
-    except OSError:
-        pass
-    if mode == "namespaces":
-        _check(_libc.unshare(_CLONE_NEWIPC), "unshare(CLONE_NEWIPC)")
-        _check(_libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None),
-               "a new session keyring")
-        for cap in range(_LAST_CAP[0] + 1):
-            _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-        _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-        header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3: two zeroed data sets
-        _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header),
-                             ctypes.byref((ctypes.c_uint32 * 6)())), "capset (drop all)")
-    if _STUDENT_FILTER[0]:
-        try:
-            seccomp.install(_STUDENT_FILTER[0], _libc)
-        except OSError:
-            if mode == "namespaces":  # the probe made sure it works; process mode is best effort
-                raise
-
-
-_LAST_CAP = [40]
-_STUDENT_FILTER: list[bytes] = [b""]
 
 
 # ------------------------------------------------------------------------------------- zygote
@@ -151,7 +81,7 @@ def zygote(control_fd: int, mode: str) -> None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setpriv's uid change cleared bwrap's
     if os.getppid() != _PARENT:  # the parent died before that
         os._exit(0)
-    _prepare(mode)
+    fresh.prepare(mode == "namespaces")
     for name in _PREIMPORT:
         try:
             __import__(name)
@@ -182,21 +112,11 @@ def zygote(control_fd: int, mode: str) -> None:
                 os.close(fd)
 
 
-def _prepare(mode: str) -> None:
-    """Once per zygote: its own mount namespace (namespace mode) and the student filter."""
-    if seccomp.supported():
-        _STUDENT_FILTER[0] = seccomp.student_program()
-    if mode == "namespaces":
-        with open("/proc/sys/kernel/cap_last_cap") as fh:
-            _LAST_CAP[0] = int(fh.read())
-        _fresh_namespace()
-
-
 def _run_one(ctrl: socket.socket, job_fd: int, control_fd: int, cmd: dict, mode: str
              ) -> tuple[int | None, int | None]:
     if mode == "namespaces":
-        _unmount_fresh()
-        _mount_fresh(cmd["limits"].get("tmp_mb", 64))
+        fresh.unmount()
+        fresh.mount(cmd["limits"].get("tmp_mb", 64))
     workdir = _NS_WORKDIR if mode == "namespaces" else tempfile.mkdtemp(dir=_scratch[0])
     pid = os.fork()
     if pid == 0:
@@ -249,7 +169,7 @@ def _cleanup(pid: int | None, mode: str, workdir: str | None) -> None:
         if not reaped_any and (mode == "namespaces" or not _descendants(os.getpid())):
             break
     if mode == "namespaces":
-        _unmount_fresh()  # discards everything the job wrote
+        fresh.unmount()  # discards everything the job wrote
     elif workdir:
         _rmtree(workdir)
 
@@ -299,7 +219,7 @@ def _child(job_fd: int, control_fd: int, workdir: str, cmd: dict, mode: str) -> 
     os.setsid()  # one session (and so one scheduler autogroup) per submission; setsid is denied below
     _prctl(_PR_SET_DUMPABLE, 1)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    _confine_child(mode)
+    fresh.confine_child(mode == "namespaces")
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     limits = cmd["limits"]
@@ -652,52 +572,12 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def selftest() -> None:
-    """What the probe runs: set up one job's environment as for a submission, check it, exit."""
-    try:
-        _prepare("namespaces")
-        _mount_fresh(1)
-    except OSError as exc:
-        print(f"the sandbox worker cannot set up a fresh environment: {exc}", file=sys.stderr)
-        os._exit(3)
-    pid = os.fork()
-    if pid == 0:
-        problems = []
-        try:
-            _confine_child("namespaces")
-            if os.getuid() == 0:
-                problems.append("runs as uid 0")
-            with open("/proc/self/status") as fh:
-                if "CapEff:\t0000000000000000" not in fh.read():
-                    problems.append("capabilities were not dropped")
-            for path in ("/tmp/ok", "/dev/shm/ok"):
-                open(path, "w").close()
-            for path in ("/x", "/sandbox/x", "/sandbox/lib/x", "/dev/x"):
-                try:
-                    open(path, "w").close()
-                    problems.append(f"{path} is writable")
-                except OSError:
-                    pass
-            if seccomp.supported() and _libc.unshare(_CLONE_NEWIPC) == 0:
-                problems.append("namespaces can still be created")
-        except BaseException as exc:  # noqa: BLE001
-            problems.append(f"{type(exc).__name__}: {exc}")
-        if problems:
-            print("; ".join(problems), file=sys.stderr)
-        os._exit(1 if problems else 0)
-    _, status = os.waitpid(pid, 0)
-    _unmount_fresh()
-    os._exit(os.waitstatus_to_exitcode(status))
-
-
 def main(argv: list[str]) -> None:
-    """Parse ``--control-fd``, ``--mode`` and ``--site`` and become the zygote."""
-    control_fd, mode, selftest_only = -1, "process", False
+    """Parse ``--control-fd``, ``--mode``, ``--scratch`` and ``--site`` and become the zygote."""
+    control_fd, mode = -1, "process"
     it = iter(argv)
     for arg in it:
-        if arg == "--selftest":
-            selftest_only = True
-        elif arg == "--control-fd":
+        if arg == "--control-fd":
             control_fd = int(next(it))
         elif arg == "--mode":
             mode = next(it)
@@ -706,9 +586,7 @@ def main(argv: list[str]) -> None:
         elif arg == "--site":
             sys.path.insert(1, next(it))
     global protocol
-    import protocol  # type: ignore[import-not-found, no-redef]  # noqa: PLC0415
-    if selftest_only:
-        selftest()
+    import protocol  # noqa: PLC0415
     zygote(control_fd, mode)
 
 
