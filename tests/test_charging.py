@@ -300,3 +300,27 @@ def test_carried_forward_credit_for_a_module_submission(assignment, tmp_path):
     result, = grade(assignment, [path])
     assert lost(result) == {"4.2a": 1.0}
     assert all(c.carried_forward for c in result.questions["4.2d"].cases)
+
+
+def test_the_recording_run_happens_only_when_a_replay_is_needed(assignment, tmp_path):
+    """Grading speed: a second sandbox run (with the composites' calls recorded) only for a submission
+    whose failed composite no known mistake explains while one of its building blocks fails too."""
+    from grader.api import grade_submission, open_sandbox
+
+    plans = {"correct": {}, "lora_unscaled": {"lora_projection": LORA_UNSCALED},
+             "encoder_no_residual": {"encoder_layer": ENCODER_NO_RESIDUAL},
+             "softmax_epsilon": {"softmax": SOFTMAX_EPSILON}}
+    runs = {}
+    with open_sandbox(assignment, "namespaces") as box:
+        real_run = box.run
+        for name, plan in plans.items():
+            count = [0]
+
+            def counted(job, count=count):
+                count[0] += 1
+                return real_run(job)
+
+            box.run = counted  # the real sandbox runs; this only counts
+            grade_submission(notebook(tmp_path / f"{name}.ipynb", **plan), assignment, sandbox=box)
+            runs[name] = count[0]
+    assert runs == {"correct": 1, "lora_unscaled": 1, "encoder_no_residual": 1, "softmax_epsilon": 2}
