@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import skip_or_fail
+from conftest import see_current_packages, skip_or_fail
 
 from grader.cli import ExitCode, main
 from grader.sandbox import available_isolation
@@ -143,15 +142,6 @@ def test_usage_error_exit_code():
     assert exit_info.value.code == ExitCode.USAGE
 
 
-def _see_current_packages(venv: Path) -> None:
-    """Let a new venv import what this interpreter has (numpy, nbformat, …), whether or not this
-    interpreter is itself a venv: `--system-site-packages` would give the base Python's packages only."""
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(purelib) / "grader-test-host.pth").write_text("\n".join(sorted(paths)) + "\n")
-
-
 @pytest.mark.slow
 def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
     """Release, fill in the notebook, then run the workflow's install and check steps as CI would."""
@@ -166,7 +156,7 @@ def test_released_bundle_runs_its_own_workflow_steps(tmp_path):
     assert upload["if"] == "always()" and upload["with"]["path"] == "grader-report/"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    _see_current_packages(venv)
+    see_current_packages(venv)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "PIP_NO_INDEX": "1", "GITHUB_ACTIONS": "true"}
     install = steps["Install grader"]["run"]

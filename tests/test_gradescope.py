@@ -14,12 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import see_current_packages
 
 from grader.assignment import load_assignment
 from grader.ci import classroom_notices, passes
@@ -28,14 +28,6 @@ from grader.release import source_checkout, wheel_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((Path(__file__).parent / "data" / "gradescope-results.schema.json").read_text())
-
-
-def _see_current_packages(venv: Path) -> None:
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
-                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(purelib) / "grader-test-host.pth").write_text("\n".join(sorted(paths)) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +83,7 @@ def test_run_autograder_in_a_fake_autograder_root(tmp_path, autograder_zip):
     root = _fake_root(tmp_path, autograder_zip)
     venv = root / "venv"  # the image's Python stays untouched: grader goes into /autograder/venv
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    _see_current_packages(venv)
+    see_current_packages(venv)
     env = {**os.environ, "PIP_NO_INDEX": "1"}
     env.pop("PYTHONPATH", None)
     setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root / "source", env=env,
@@ -146,7 +138,7 @@ def test_an_unusable_submission_still_gives_a_valid_results_json(tmp_path, autog
     root = _fake_root(tmp_path, autograder_zip)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    _see_current_packages(venv)
+    see_current_packages(venv)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--force-reinstall", "-q",
                     str(root / "source" / "wheel" / wheel_name())], check=True, env={**os.environ, "PIP_NO_INDEX": "1"})
     (root / "submission" / "notes.txt").write_text("I forgot the notebook")

@@ -17,7 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 import yaml
-from conftest import skip_or_fail
+from conftest import see_current_packages, skip_or_fail
 
 from grader.assignment import load_assignment
 from grader.bundle import load_bundle
@@ -318,16 +318,6 @@ def test_the_student_readme_install_command_works_in_a_clean_virtualenv(assignme
     assert "4.2d" in checked.stdout
 
 
-def _host_packages(venv: Path) -> None:
-    """Let a new venv import this interpreter's packages (numpy, nbformat, …) without an index."""
-    import sysconfig
-
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(purelib) / "grader-test-host.pth").write_text("\n".join(sorted(paths)) + "\n")
-
-
 @pytest.mark.slow
 def test_an_installed_grader_ships_itself_as_a_wheel(tmp_path):
     """Without a source checkout (grader installed from its wheel), release packs the installed files."""
@@ -344,7 +334,7 @@ def test_an_installed_grader_ships_itself_as_a_wheel(tmp_path):
     for name in ("installed", "student"):
         venvs[name] = tmp_path / name
         subprocess.run([sys.executable, "-m", "venv", str(venvs[name])], check=True)
-        _host_packages(venvs[name])
+        see_current_packages(venvs[name])
     pip = [str(venvs["installed"] / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
     subprocess.run([*pip, str(built)], check=True, env=env, cwd=tmp_path)
     script = ("from pathlib import Path; from grader.release import grader_wheel, source_checkout; "
