@@ -188,6 +188,8 @@ def build_batch(folder: Path, assignment) -> dict[str, str]:
             "    print('LEAK', repr(np.asarray(x).ravel()[:4].tolist()))\n"
             "    return _real_softmax(x, *args, **kwargs) + 1.0\n")
     with_cells("leaky", "prints its (hidden) inputs", [leak])
+    notebook("raiser", "puts its (hidden) inputs into an exception's message",
+             overrides={"project": "def project(X, W):\n    raise ValueError('SECRET ' + repr(X.ravel()[:3].tolist()))\n"})
     import zipfile
 
     with zipfile.ZipFile(folder / "zoe.zip", "w") as archive:
@@ -334,6 +336,18 @@ def test_hidden_case_output_stays_out_of_the_students_page(graded, assignment):
     for case in hidden:
         assert case["output"].strip() not in page
     assert any(c["output"].strip().replace("'", "&#39;") in page for c in public)
+
+
+def test_hidden_case_exception_text_stays_out_of_the_students_page(graded, assignment):
+    _, results, out, _ = graded
+    cases = results["raiser"]["questions"][question_of(assignment, "project")]["cases"]
+    page = (out / f"{safe_filename('raiser')}.html").read_text(encoding="utf-8")
+    hidden = [c for c in cases if not c["public"]]
+    assert hidden and all("SECRET [" in c["message"] for c in cases)  # the instructor has it all
+    for case in hidden:
+        leaked = case["message"].split("SECRET ", 1)[1].split(")", 1)[0][:20]
+        assert leaked not in page
+    assert "its message is not shown for a hidden case" in page
 
 
 def test_a_students_own_zip_is_her_submission(graded):

@@ -164,7 +164,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(
         points=points, markdown=render_markdown, matrix=matrix_html, shape=format_shape, number=format_number,
-        cap=_cap,
+        cap=_cap, hidden_message=hidden_message,
     )
     env.globals.update(status_icon=lambda s: STATUS_LABELS.get(str(s), ("?", str(s)))[0],
                        status_label=lambda s: STATUS_LABELS.get(str(s), ("?", str(s)))[1],
@@ -205,6 +205,18 @@ def render_markdown(text: str | None) -> Markup:
     if not text:
         return Markup("")
     return Markup(_markdown().render(text))
+
+
+_RAISED = re.compile(r"^(`[^`\n]{1,200}` raised [\w.]{1,200})")
+
+
+def hidden_message(message: str | None) -> str:
+    """A hidden case's message as its student sees it: the text of an exception their code raised is
+    left out, since the code could put the hidden inputs into it (the instructor sees it in results.json)."""
+    raised = _RAISED.match(message or "")
+    if raised is None:
+        return message or ""
+    return f"{raised.group(1)} (its message is not shown for a hidden case: it could show the hidden inputs)."
 
 
 def _cap(text: str | None, limit: int = OUTPUT_CAP) -> str:
