@@ -45,7 +45,6 @@ _DECORATION = re.compile(r"^\s*(?:>\s*)*(?P<hashes>#{1,6})?\s*(?P<emph>[*_]{1,3}
 _ANSWER_TAG = re.compile(r"^answer-(.+)$", re.I)
 _MAYBE_MARKER = re.compile(r"\s*(?:>\s*)*(?:[#*_\d]|answer|antwort|l(?:ö|oe)sung|solution|question|task|exercise|"
                            r"aufgabe|teilaufgabe|frage|q\s*\d)", re.I)
-_MARKER_WORD = re.compile(rf"\b{_WORD}\b", re.I)
 _MARKER_STEMS = ("answer", "antwort", "lösung", "loesung", "solution")
 
 
